@@ -1,0 +1,64 @@
+"""`python -m devhost`: serve the app on http://127.0.0.1:7071 (HOST/PORT override)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_local_settings(path: Path = ROOT / "local.settings.json") -> None:
+    """Export local.settings.json `Values` like Core Tools does; real environment variables win."""
+    if not path.exists():
+        return
+    values = json.loads(path.read_text()).get("Values", {})
+    for key, value in values.items():
+        os.environ.setdefault(key, str(value))
+
+
+def create_app():
+    """Factory for uvicorn: builds the core eagerly so start-up problems show at once."""
+    from devhost.app import build_asgi_app
+    from shared.runtime import get_core
+
+    core = get_core()
+    settings = core.settings
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "7071")
+    log = logging.getLogger("devhost")
+    base = f"http://{host}:{port}"
+    log.info("StockAgent API on %s/api  docs: %s/api/v1/docs  health: %s/api/health", base, base, base)
+    for name, desc in core.backends.items():
+        log.info("backend %s: %s", name, desc)
+    if settings.is_local and settings.auth.local_dev_api_key:
+        log.info("demo admin API key (APP_ENV=local): %s  e.g. curl -H 'X-API-Key: %s' %s/api/v1/users/me",
+                 settings.auth.local_dev_api_key.get_secret_value(), settings.auth.local_dev_api_key.get_secret_value(), base)
+    app = build_asgi_app()
+    log.info("timers runnable with POST %s/admin/functions/{name}: %s", base, ", ".join(app.state.timers))
+    return app
+
+
+def main() -> None:
+    load_local_settings()
+    import uvicorn
+
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "7071"))
+    reload = os.environ.get("RELOAD", "").lower() in ("1", "true", "yes")
+    uvicorn.run(
+        "devhost.__main__:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        reload_dirs=[str(ROOT / d) for d in ("shared", "functions", "devhost", "config")] if reload else None,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Build a Starlette app from the FunctionApp's own registrations (no second route table).
+
+Each HTTP trigger's route template becomes a Starlette route under host.json's
+routePrefix whose endpoint is the very function the worker would call. Timer functions
+run on demand through `POST /admin/functions/{name}`, as Core Tools does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("devhost")
+
+
+def route_prefix(host_json: Path = ROOT / "host.json") -> str:
+    try:
+        prefix = json.loads(host_json.read_text())["extensions"]["http"]["routePrefix"]
+    except (OSError, KeyError, ValueError):
+        prefix = "api"
+    return "/" + prefix.strip("/") if prefix.strip("/") else ""
+
+
+def _starlette_path(prefix: str, template: str) -> str:
+    path = re.sub(r"\{\*([^}]+)\}", r"{\1:path}", template)  # Functions catch-all -> Starlette path converter
+    path = re.sub(r"\{(\w+)(?::(?!path\})[^}]*)?\??\}", r"{\1}", path)  # drop Functions constraints ({id:int}, {x?})
+    return f"{prefix}/{path}".replace("//", "/")
+
+
+class _Timer:
+    """What a timer function receives when run on demand."""
+
+    past_due = False
+    schedule_status: dict[str, Any] = {}
+
+
+def _http_and_timers(app: Any) -> tuple[list[tuple[str, list[str], Any]], dict[str, Any]]:
+    http: list[tuple[str, list[str], Any]] = []
+    timers: dict[str, Any] = {}
+    for fn in app.get_functions():
+        trigger = fn.get_trigger()
+        user_fn = fn.get_user_function()
+        if trigger.type == "httpTrigger":
+            methods = [getattr(m, "value", str(m)) for m in (trigger.methods or [])] or ["GET", "POST"]
+            http.append((trigger.route or fn.get_function_name(), methods, user_fn))
+        elif trigger.type == "timerTrigger":
+            timers[fn.get_function_name()] = user_fn
+    return http, timers
+
+
+def build_asgi_app(app: Any | None = None) -> Starlette:
+    if app is None:
+        from function_app import app as function_app
+
+        app = function_app
+    prefix = route_prefix()
+    http, timers = _http_and_timers(app)
+
+    def endpoint_for(user_fn: Any):
+        async def endpoint(request: Request) -> Response:
+            return await user_fn(request)
+
+        return endpoint
+
+    # Literal routes before parameterised ones, catch-alls last: the Functions host's precedence.
+    def precedence(item: tuple[str, list[str], Any]) -> tuple[int, int]:
+        template = item[0]
+        return (1 if "{*" in template else 0, template.count("{"))
+
+    routes = [
+        Route(_starlette_path(prefix, template), endpoint_for(fn), methods=methods)
+        for template, methods, fn in sorted(http, key=precedence)
+    ]
+
+    async def run_timer(request: Request) -> Response:
+        name = request.path_params["name"]
+        fn = timers.get(name)
+        if fn is None:
+            return JSONResponse({"error": f"no timer function {name}", "timers": sorted(timers)}, status_code=404)
+        if inspect.iscoroutinefunction(fn):
+            await fn(_Timer())
+        else:
+            await asyncio.to_thread(fn, _Timer())
+        return Response(status_code=202)
+
+    routes.append(Route("/admin/functions/{name}", run_timer, methods=["POST"]))
+    star = Starlette(routes=routes)
+    star.state.timers = sorted(timers)
+    star.state.http_routes = [(t, m) for t, m, _ in http]
+    return star

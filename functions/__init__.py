@@ -1,0 +1,1 @@
+"""Thin triggers: one Blueprint per domain. Each handler is parse -> call -> render."""

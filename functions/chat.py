@@ -1,0 +1,5 @@
+"""chat routes."""
+
+import azure.functions as func
+
+bp = func.Blueprint()

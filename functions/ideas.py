@@ -1,0 +1,5 @@
+"""ideas routes."""
+
+import azure.functions as func
+
+bp = func.Blueprint()

@@ -1,0 +1,5 @@
+"""market routes."""
+
+import azure.functions as func
+
+bp = func.Blueprint()

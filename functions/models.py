@@ -1,0 +1,5 @@
+"""models routes."""
+
+import azure.functions as func
+
+bp = func.Blueprint()

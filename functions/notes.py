@@ -1,0 +1,5 @@
+"""notes routes."""
+
+import azure.functions as func
+
+bp = func.Blueprint()

@@ -1,0 +1,5 @@
+"""portfolios routes."""
+
+import azure.functions as func
+
+bp = func.Blueprint()

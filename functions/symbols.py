@@ -1,0 +1,5 @@
+"""symbols routes."""
+
+import azure.functions as func
+
+bp = func.Blueprint()

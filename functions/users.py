@@ -1,0 +1,5 @@
+"""users routes."""
+
+import azure.functions as func
+
+bp = func.Blueprint()

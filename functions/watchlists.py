@@ -1,0 +1,5 @@
+"""watchlists routes."""
+
+import azure.functions as func
+
+bp = func.Blueprint()

@@ -1,0 +1,5 @@
+"""workspaces routes."""
+
+import azure.functions as func
+
+bp = func.Blueprint()

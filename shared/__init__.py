@@ -1,0 +1,1 @@
+"""StockAgent core: importable without side effects (no clients, no heavy SDKs)."""

@@ -1,0 +1,137 @@
+"""Domain errors. Each carries its HTTP status, an RFC 9457 problem type slug and a title.
+
+Services and adapters raise these; the request pipeline maps any of them (and any
+unexpected exception, as a generic 500) to one `application/problem+json` body.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+
+class ApiError(Exception):
+    """Base of every error the API answers deliberately."""
+
+    status: int = 500
+    type: str = "internal-error"
+    title: str = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: Mapping[str, list[str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = dict(errors) if errors else None
+        self.headers = dict(headers) if headers else {}
+        self.extra = dict(extra) if extra else {}
+
+
+class BadRequest(ApiError):
+    status, type, title = 400, "bad-request", "Bad request"
+
+
+class MalformedJSON(BadRequest):
+    type, title = "malformed-json", "Malformed JSON"
+
+
+class UnsupportedContent(BadRequest):
+    type, title = "unsupported-content-type", "Unsupported content type"
+
+
+class ContentFiltered(BadRequest):
+    type, title = "content-filtered", "Content filtered"
+
+
+class Unauthorized(ApiError):
+    status, type, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="stockagent"'})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(ApiError):
+    status, type, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ApiError):
+    status, type, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(ApiError):
+    status, type, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(ApiError):
+    status, type, title = 409, "conflict", "Conflict"
+
+
+class PreconditionFailed(ApiError):
+    status, type, title = 412, "precondition-failed", "Precondition failed"
+
+
+class PayloadTooLarge(ApiError):
+    status, type, title = 413, "payload-too-large", "Payload too large"
+
+
+class ValidationFailed(ApiError):
+    status, type, title = 422, "validation-error", "Validation failed"
+
+
+class RateLimited(ApiError):
+    status, type, title = 429, "rate-limited", "Rate limit exceeded"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int, **kw: Any) -> None:
+        retry_after = max(1, int(retry_after))
+        headers = {"Retry-After": str(retry_after), **(kw.pop("headers", None) or {})}
+        extra = {"retry_after": retry_after, **(kw.pop("extra", None) or {})}
+        super().__init__(detail, headers=headers, extra=extra, **kw)
+        self.retry_after = retry_after
+
+
+class UpstreamError(ApiError):
+    """An external service we call (LLM, market data) failed: 502."""
+
+    status, type, title = 502, "upstream-error", "Upstream service failed"
+
+    def __init__(self, detail: str | None = None, *, provider: str | None = None, **kw: Any) -> None:
+        extra = dict(kw.pop("extra", None) or {})
+        if provider:
+            extra["provider"] = provider
+        super().__init__(detail, extra=extra, **kw)
+        self.provider = provider
+
+
+class UpstreamRateLimited(UpstreamError):
+    type, title = "upstream-rate-limited", "Upstream rate limited"
+
+
+class ModelUnavailable(UpstreamError):
+    type, title = "model-unavailable", "AI model service unavailable"
+
+
+class MarketDataUnavailable(UpstreamError):
+    type, title = "market-data-unavailable", "Market data unavailable"
+
+
+class ServiceUnavailable(ApiError):
+    """One of our own dependencies is down: 503 with Retry-After."""
+
+    status, type, title = 503, "service-unavailable", "Service unavailable"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5, **kw: Any) -> None:
+        headers = {"Retry-After": str(retry_after), **(kw.pop("headers", None) or {})}
+        super().__init__(detail, headers=headers, **kw)
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    type, title = "database-unavailable", "Database unavailable"
+
+
+class ConfigError(Exception):
+    """Configuration is invalid; raised at startup with one line naming the problem."""

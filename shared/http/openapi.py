@@ -1,0 +1,161 @@
+"""OpenAPI 3.1 document generated from the route registrations and their Pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+from shared.http.api import API_PREFIX, Registry, RouteSpec
+from shared.http.schemas import Problem
+
+_ERROR_TITLES = {
+    400: "Malformed request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Payload too large",
+    422: "Validation failed",
+    429: "Rate limit exceeded",
+    500: "Internal server error",
+    502: "Upstream service failed",
+    503: "Service unavailable",
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def _collect_models(annotation: Any, out: set[type[BaseModel]]) -> None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        out.add(annotation)
+        return
+    for arg in getattr(annotation, "__args__", ()) or ():
+        _collect_models(arg, out)
+
+
+def _schema_for(annotation: Any, refs: dict[tuple[type, str], dict[str, Any]], mode: str) -> dict[str, Any]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return refs[(annotation, mode)]
+    schema = TypeAdapter(annotation).json_schema(mode=mode, ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return schema
+
+
+def _params(model: type[BaseModel] | None, where: str) -> list[dict[str, Any]]:
+    if model is None:
+        return []
+    schema = model.model_json_schema(mode="validation", ref_template="#/components/schemas/{model}")
+    required = set(schema.get("required", []))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        param = {"name": name, "in": where, "required": where == "path" or name in required, "schema": prop}
+        if description:
+            param["description"] = description
+        out.append(param)
+    return out
+
+
+def _security(spec: RouteSpec) -> list[dict[str, list[str]]] | None:
+    if spec.auth == "public":
+        return []
+    return [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+
+
+def build_openapi(registry: Registry, *, title: str, version: str) -> dict[str, Any]:
+    models: set[type[BaseModel]] = {Problem}
+    for spec in registry.routes:
+        for annotation in (spec.body, spec.response):
+            if annotation is not None:
+                _collect_models(annotation, models)
+    pairs = [(m, "validation") for m in models] + [(m, "serialization") for m in models]
+    refs, defs = models_json_schema(pairs, ref_template="#/components/schemas/{model}")
+    schemas = defs.get("$defs", {})
+
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in registry.routes:
+        if not spec.include_in_schema:
+            continue
+        path = f"{API_PREFIX}/{spec.template}"
+        if "{*" in path:
+            continue
+        path_names = re.findall(r"\{([^}]+)\}", spec.template)
+        for method in spec.methods:
+            op: dict[str, Any] = {
+                "operationId": spec.name if len(spec.methods) == 1 else f"{spec.name}_{method.lower()}",
+                "summary": spec.summary or spec.name.replace("_", " "),
+                "tags": list(spec.tags) or ["default"],
+            }
+            if spec.description:
+                op["description"] = spec.description
+            params = _params(spec.path, "path") + _params(spec.query, "query")
+            declared = {p["name"] for p in params if p["in"] == "path"}
+            for name in path_names:
+                if name not in declared:
+                    params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
+            if method in ("PUT", "PATCH", "DELETE") and spec.auth != "public":
+                params.append({
+                    "name": "If-Match", "in": "header", "required": False,
+                    "description": "ETag of the version you read; 412 when it is stale",
+                    "schema": {"type": "string", "pattern": r'^(W/)?"?\d+"?$'},
+                })
+            if params:
+                op["parameters"] = params
+            if spec.body is not None:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": refs[(spec.body, "validation")]}},
+                }
+            responses: dict[str, Any] = {}
+            if spec.status == 204 or spec.response is None:
+                responses[str(spec.status if spec.status != 200 else 204)] = {"description": "No content"}
+            else:
+                content: dict[str, Any] = {"application/json": {"schema": _schema_for(spec.response, refs, "serialization")}}
+                if spec.stream_media_type:
+                    content[spec.stream_media_type] = {"schema": {"type": "string"}}
+                responses[str(spec.status)] = {"description": "Success", "content": content}
+                if spec.status == 201:
+                    responses[str(spec.status)]["headers"] = {"Location": {"schema": {"type": "string"}}}
+            codes = set(spec.errors) | {400, 413, 422, 500}
+            if spec.auth != "public":
+                codes |= {401, 403}
+            if spec.rate_group:
+                codes.add(429)
+            if path_names:
+                codes.add(404)
+            for code in sorted(codes):
+                responses[str(code)] = {
+                    "description": _ERROR_TITLES.get(code, "Error"),
+                    "content": {"application/problem+json": {"schema": _PROBLEM_REF}},
+                }
+            responses["default"] = {"description": "Error", "content": {"application/problem+json": {"schema": _PROBLEM_REF}}}
+            op["responses"] = responses
+            security = _security(spec)
+            if security is not None:
+                op["security"] = security
+            if spec.deprecated:
+                op["deprecated"] = True
+            paths.setdefault(path, {})[method.lower()] = op
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "StockAgent API: AI stock-research assistant. Errors are RFC 9457 problem details.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "BearerAuth": {"type": "http", "scheme": "bearer", "description": "API key or Microsoft Entra ID token"},
+            },
+        },
+    }

@@ -1,0 +1,178 @@
+"""Composition root: builds the Core lazily, once per worker process.
+
+`import function_app` must stay cheap, so nothing here runs at import. The first request
+calls `get_core_async()`, which builds config -> secrets -> clients -> repositories ->
+services exactly once (thread-safe). Tests build the same Core from fakes with
+`build_core(settings, mongo=..., cache=..., ...)` and install it with `set_core()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from shared.config import Settings, load_settings
+from shared.http.metrics import Metrics
+from shared.logging import configure_logging, register_secrets
+
+log = logging.getLogger("stockagent.runtime")
+
+
+@dataclass
+class Core:
+    """Every long-lived object of one worker process."""
+
+    settings: Settings
+    metrics: Metrics
+    executor: ThreadPoolExecutor
+    cache: Any
+    limiter: Any
+    database: Any  # shared.data handle: .db, .description, .close()
+    repos: Any
+    services: Any
+    backends: dict[str, str] = field(default_factory=dict)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: fn(*args))
+
+    async def authenticate(self, request: Any) -> Any:
+        """The caller's Principal, None without credentials; raises Unauthorized for bad ones."""
+        auth = self.services.auth
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if not auth.has_credentials(headers):
+            return None
+        return await self.run(auth.authenticate, headers)
+
+    async def rate_limit(self, group: str, key: str) -> Any:
+        if self.limiter is None or not self.settings.rate_limits.enabled:
+            return None
+        if getattr(self.cache, "mode", "memory") == "redis":
+            return await self.run(self.limiter.hit, group, key)  # network I/O: keep it off the event loop
+        return self.limiter.hit(group, key)
+
+    def close(self) -> None:
+        for closer in reversed(self.closers):
+            try:
+                closer()
+            except Exception:  # closing is best effort at shutdown
+                log.warning("error while closing a core resource", exc_info=True)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _secret_values(settings: Settings) -> list[str]:
+    values: list[str] = []
+
+    def walk(node: Any) -> None:
+        from pydantic import BaseModel, SecretStr
+
+        if isinstance(node, SecretStr):
+            values.append(node.get_secret_value())
+        elif isinstance(node, BaseModel):
+            for name in type(node).model_fields:
+                walk(getattr(node, name))
+
+    walk(settings)
+    return values
+
+
+def build_core(
+    settings: Settings | None = None,
+    *,
+    database: Any = None,
+    cache: Any = None,
+    market_providers: dict[str, Any] | None = None,
+    model_clients: dict[str, Any] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> Core:
+    """Build the Core. Every argument left out is built from `settings` (real clients)."""
+    settings = settings or load_settings()
+    register_secrets(_secret_values(settings))
+    started = time.perf_counter()
+    metrics = Metrics()
+    executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="core")
+    closers: list[Callable[[], None]] = []
+
+    from shared.cache import CacheBackend, RateLimiter
+
+    if cache is None:
+        cache = CacheBackend.from_config(settings)
+        if hasattr(cache, "close"):
+            closers.append(cache.close)
+    limiter = RateLimiter(settings, cache)
+
+    from shared.data.client import build_database
+    from shared.data.factory import RepositoryFactory
+
+    if database is None:
+        database = build_database(settings)
+        closers.append(database.close)
+    repos = RepositoryFactory(database.db, settings)
+
+    from shared.services.factory import ServiceFactory
+
+    services = ServiceFactory(
+        settings,
+        repos=repos,
+        cache=cache,
+        metrics=metrics,
+        executor=executor,
+        market_providers=market_providers,
+        model_clients=model_clients,
+    )
+    core = Core(
+        settings=settings,
+        metrics=metrics,
+        executor=executor,
+        cache=cache,
+        limiter=limiter,
+        database=database,
+        repos=repos,
+        services=services,
+        closers=closers,
+    )
+    core.backends = {
+        "database": database.description,
+        "cache": f"redis ({settings.redis.host or 'url'})" if getattr(cache, "mode", "memory") == "redis" else "memory",
+        "market": ", ".join(sorted({p for order in settings.market.providers.values() for p in order})),
+        "model": settings.models.provider,
+    }
+    services.startup()
+    log.info("core built in %.0f ms", (time.perf_counter() - started) * 1000, extra={"backends": core.backends})
+    return core
+
+
+_core: Core | None = None
+_lock = threading.Lock()
+
+
+def get_core() -> Core:
+    """The process-wide Core, built on first use."""
+    global _core
+    if _core is None:
+        with _lock:
+            if _core is None:
+                settings = load_settings()
+                configure_logging(settings.app.log_level)
+                _core = build_core(settings)
+    return _core
+
+
+async def get_core_async() -> Core:
+    if _core is not None:
+        return _core
+    return await asyncio.to_thread(get_core)
+
+
+def set_core(core: Core | None) -> Core | None:
+    """Install a Core (tests, the local host); returns the previous one."""
+    global _core
+    with _lock:
+        previous, _core = _core, core
+    return previous

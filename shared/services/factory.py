@@ -1,0 +1,183 @@
+"""ServiceFactory: wires repositories, cache and adapters into services, once each (singletons).
+
+Every service is created on first use, so a request that needs only market data never
+builds the chat stack, and a cold start pays only for what it serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from shared.config import Settings
+
+log = logging.getLogger("stockagent.services")
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    name: str
+    required: bool
+    check: Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class ServiceFactory:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        repos: Any,
+        cache: Any,
+        metrics: Any,
+        executor: Executor,
+        market_providers: dict[str, Any] | None = None,
+        model_clients: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.repos = repos
+        self.cache = cache
+        self.metrics = metrics
+        self.executor = executor
+        self._market_providers = market_providers
+        self._model_clients = model_clients
+        self._services: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def _get(self, name: str, build: Callable[[], Any]) -> Any:
+        service = self._services.get(name)
+        if service is None:
+            with self._lock:
+                service = self._services.get(name)
+                if service is None:
+                    service = build()
+                    self._services[name] = service
+        return service
+
+    # ------------------------------------------------------------ services
+
+    @property
+    def auth(self) -> Any:
+        def build() -> Any:
+            from shared.services.auth import AuthService
+
+            return AuthService(
+                settings=self.settings,
+                user_repository=self.repos.get_user_repository(),
+                api_key_repository=self.repos.get_api_key_repository(),
+                executor=self.executor,
+                cache=self.cache,
+            )
+
+        return self._get("auth", build)
+
+    @property
+    def singleflight(self) -> Any:
+        def build() -> Any:
+            from shared.cache import SingleFlight
+
+            return SingleFlight(self.cache)
+
+        return self._get("singleflight", build)
+
+    @property
+    def market(self) -> Any:
+        def build() -> Any:
+            from shared.market import build_data_manager
+
+            return build_data_manager(
+                self.settings,
+                self.cache,
+                self.singleflight,
+                providers=self._market_providers,
+                executor=self.executor,
+                metrics=self.metrics,
+                snapshot_sink=self.market_store,
+            )
+
+        return self._get("market", build)
+
+    @property
+    def market_store(self) -> Any:
+        def build() -> Any:
+            from shared.services.market_store import MarketStore
+
+            return MarketStore(self.repos)
+
+        return self._get("market_store", build)
+
+    @property
+    def market_refresh(self) -> Any:
+        def build() -> Any:
+            from shared.services.market_refresh import MarketRefreshService
+
+            return MarketRefreshService(settings=self.settings, repos=self.repos, market=self.market)
+
+        return self._get("market_refresh", build)
+
+    @property
+    def migrations(self) -> Any:
+        def build() -> Any:
+            from shared.services.migrations import MigrationService
+
+            return MigrationService(settings=self.settings, repos=self.repos)
+
+        return self._get("migrations", build)
+
+    @property
+    def models(self) -> Any:
+        def build() -> Any:
+            from shared.ai import ModelFactory
+
+            return ModelFactory(self.settings, clients=self._model_clients, metrics=self.metrics)
+
+        return self._get("models", build)
+
+    @property
+    def chat(self) -> Any:
+        def build() -> Any:
+            from shared.services.chat import build_chat_service
+
+            return build_chat_service(self)
+
+        return self._get("chat", build)
+
+    # ------------------------------------------------------------ user data services (issue 6)
+    # BEGIN user-domain services
+    # END user-domain services
+
+    # ------------------------------------------------------------ lifecycle and health
+
+    def startup(self) -> None:
+        """Work done once per process after the core is built: local seeding only."""
+        if self.settings.is_local:
+            self.migrations.run()
+            self.auth.seed_local_admin()
+
+    def health_probes(self) -> list[HealthProbe]:
+        probes = [
+            HealthProbe("database", True, self.repos.health_check),
+            HealthProbe("cache", False, self._cache_health),
+        ]
+        probes.append(HealthProbe("market_data", False, lambda: self.market.health_check()))
+        if "models" in self._services:
+            probes.append(HealthProbe("models", False, self.models.health_check))
+        return probes
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Counters kept by services (cache hits/misses per data type, upstream calls per provider)."""
+        out: dict[str, dict[str, int]] = {}
+        if "market" in self._services and hasattr(self.market, "stats"):
+            for group, values in self.market.stats().items():
+                if isinstance(values, dict):
+                    out[f"market_{group}"] = {str(k): int(v) for k, v in values.items() if isinstance(v, (int, float))}
+        return out
+
+    def _cache_health(self) -> tuple[bool, dict[str, Any]]:
+        ok, details = self.cache.health_check()
+        # Failed over to memory: requests still succeed, so the component is degraded, not down.
+        if details.get("status") == "degraded":
+            return True, {**details, "status": "degraded"}
+        return ok, details

@@ -1,0 +1,26 @@
+"""Runs schema migrations for the timer, the admin endpoint and local start-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.config import Settings
+from shared.services.base import BaseService
+
+
+class MigrationService(BaseService):
+    def __init__(self, *, settings: Settings, repos: Any, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._settings = settings
+        self._repos = repos
+
+    def run(self, *, dry_run: bool = False) -> dict[str, Any]:
+        """Apply pending migrations; a second run reports nothing to do."""
+        from shared.data.migrations import run_migrations
+
+        summary = run_migrations(self._repos.db, self._settings, dry_run=dry_run)
+        self.logger.info("migrations: %s", summary)
+        return summary
+
+    def health_check(self) -> tuple[bool, dict[str, Any]]:
+        return self._dependencies_health_report(required={"database": self._repos})

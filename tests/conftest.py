@@ -1,0 +1,87 @@
+"""Shared fixtures: a Core built on the embedded store and the memory cache, served through
+the same ASGI app the local host runs, so API tests exercise the real HTTP surface."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("APP_ENV", "test")
+
+ADMIN_KEY = "test-admin-key-0123456789"
+_ids = itertools.count(1)
+
+
+def make_settings(tmp: Path, **overrides):
+    from shared.config import Settings
+
+    base = {
+        "app": {"env": "test", "log_level": "WARNING"},
+        "auth": {"local_dev_api_key": ADMIN_KEY},
+        "mongodb": {"local_data_dir": str(tmp / "data")},
+        "rate_limits": {"enabled": True, "groups": {"read": "10000/minute", "write": "10000/minute",
+                                                      "market": "10000/minute", "chat": "10000/minute"}},
+    }
+    for section, values in overrides.items():
+        base[section] = {**base.get(section, {}), **values}
+    return Settings.model_validate(base)
+
+
+@pytest.fixture(scope="session")
+def api_settings(tmp_path_factory):
+    return make_settings(tmp_path_factory.mktemp("api"))
+
+
+@pytest.fixture(scope="session")
+def core(api_settings):
+    from shared.runtime import build_core, set_core
+
+    core = build_core(api_settings)
+    core.services.auth.seed_local_admin()
+    previous = set_core(core)
+    yield core
+    set_core(previous)
+    core.close()
+
+
+@pytest.fixture(scope="session")
+def asgi_app(core):
+    from devhost.app import build_asgi_app
+
+    return build_asgi_app()
+
+
+@pytest.fixture(scope="session")
+def client(asgi_app):
+    from starlette.testclient import TestClient
+
+    with TestClient(asgi_app, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def admin_headers():
+    return {"X-API-Key": ADMIN_KEY}
+
+
+@pytest.fixture
+def make_user(core):
+    """Create a fresh user with an API key; returns (user, headers)."""
+
+    def make(role: str = "user"):
+        n = next(_ids)
+        users = core.repos.get_user_repository()
+        roles = ["admin", "user"] if role == "admin" else ["user"]
+        user = users.insert_one({"email": f"user{n}-{os.getpid()}@example.com", "name": f"User {n}", "roles": roles})
+        _, key = core.services.auth.create_api_key(user["id"], "test")
+        return user, {"X-API-Key": key}
+
+    return make
