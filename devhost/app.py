@@ -45,10 +45,20 @@ class _Timer:
     schedule_status: dict[str, Any] = {}
 
 
+_indexed: dict[int, list[Any]] = {}
+
+
+def registered_functions(app: Any) -> list[Any]:
+    """`app.get_functions()`, indexed once: a second call fails its name-uniqueness check."""
+    if id(app) not in _indexed:
+        _indexed[id(app)] = app.get_functions()
+    return _indexed[id(app)]
+
+
 def _http_and_timers(app: Any) -> tuple[list[tuple[str, list[str], Any]], dict[str, Any]]:
     http: list[tuple[str, list[str], Any]] = []
     timers: dict[str, Any] = {}
-    for fn in app.get_functions():
+    for fn in registered_functions(app):
         trigger = fn.get_trigger()
         user_fn = fn.get_user_function()
         if trigger.type == "httpTrigger":

@@ -22,7 +22,7 @@ user_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_i
 
 _PATTERNS = [
     # scheme://user:password@host -> scheme://user:***@host
-    (re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]+:)[^@\s]+(?P<post>@)"), r"\g<pre>***\g<post>"),
+    (re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s/]+(?P<post>@)"), r"\g<pre>***\g<post>"),
     (re.compile(r"(?i)(?P<pre>[?&]api_?key=)[^&\s\"']+"), r"\g<pre>***"),
     (re.compile(r"(?i)(?P<pre>\b(?:authorization|x-api-key)\b[\"']?\s*[:=]\s*[\"']?)(?:bearer\s+)?[^\s\"',}]+"), r"\g<pre>***"),
     (re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=\-]{8,}"), "Bearer ***"),
@@ -87,7 +87,7 @@ class JsonFormatter(logging.Formatter):
         if uid:
             out["user_id"] = uid
         for key, value in record.__dict__.items():
-            if key not in _RESERVED and key not in out and not key.startswith("_"):
+            if key not in _RESERVED and key not in out and not key.startswith("_") and value is not None:
                 out[key] = value
         if record.exc_text:
             out["exc"] = record.exc_text

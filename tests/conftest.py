@@ -27,6 +27,7 @@ def make_settings(tmp: Path, **overrides):
         "app": {"env": "test", "log_level": "WARNING"},
         "auth": {"local_dev_api_key": ADMIN_KEY},
         "mongodb": {"local_data_dir": str(tmp / "data")},
+        "http": {"cors": {"origins": ["http://allowed.example"]}},
         "rate_limits": {"enabled": True, "groups": {"read": "10000/minute", "write": "10000/minute",
                                                       "market": "10000/minute", "chat": "10000/minute"}},
     }

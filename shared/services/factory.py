@@ -146,6 +146,99 @@ class ServiceFactory:
 
     # ------------------------------------------------------------ user data services (issue 6)
     # BEGIN user-domain services
+    @property
+    def market_access(self) -> Any:
+        """The DataManager as QuoteProvider/SymbolSearchProvider, resolved on first call (see DeferredMarket)."""
+
+        def build() -> Any:
+            from shared.services.market_access import DeferredMarket
+
+            return DeferredMarket(lambda: self.market)
+
+        return self._get("market_access", build)
+
+    @property
+    def symbols(self) -> Any:
+        def build() -> Any:
+            from shared.services.symbols import SymbolsService
+
+            return SymbolsService(symbol_repository=self.repos.get_symbol_repository(), market=self.market_access,
+                                  cache=self.cache)
+
+        return self._get("symbols", build)
+
+    @property
+    def workspaces(self) -> Any:
+        def build() -> Any:
+            from shared.services.workspaces import WorkspaceService
+
+            return WorkspaceService(workspace_repository=self.repos.get_workspace_repository(), cache=self.cache)
+
+        return self._get("workspaces", build)
+
+    @property
+    def watchlists(self) -> Any:
+        def build() -> Any:
+            from shared.services.watchlists import WatchlistService
+
+            return WatchlistService(watchlist_repository=self.repos.get_watchlist_repository(),
+                                    symbol_provider=self.symbols, workspace_provider=self.workspaces, cache=self.cache)
+
+        return self._get("watchlists", build)
+
+    @property
+    def portfolios(self) -> Any:
+        def build() -> Any:
+            from shared.services.portfolios import PortfolioService
+
+            return PortfolioService(portfolio_repository=self.repos.get_portfolio_repository(),
+                                    position_repository=self.repos.get_position_repository(),
+                                    quote_provider=self.market_access, symbol_provider=self.symbols, cache=self.cache)
+
+        return self._get("portfolios", build)
+
+    @property
+    def notes(self) -> Any:
+        def build() -> Any:
+            from shared.services.notes import NoteService
+
+            return NoteService(note_repository=self.repos.get_note_repository(), cache=self.cache)
+
+        return self._get("notes", build)
+
+    @property
+    def ideas(self) -> Any:
+        def build() -> Any:
+            from shared.services.notes import IdeaService
+
+            return IdeaService(idea_repository=self.repos.get_investment_idea_repository(), cache=self.cache)
+
+        return self._get("ideas", build)
+
+    @property
+    def users(self) -> Any:
+        def build() -> Any:
+            from shared.services.users import UserService
+
+            return UserService(user_repository=self.repos.get_user_repository(),
+                               profile_repository=self.repos.get_user_profile_repository(),
+                               preferences_repository=self.repos.get_user_preferences_repository(),
+                               api_keys=self.auth, watchlist_repository=self.repos.get_watchlist_repository(),
+                               cache=self.cache)
+
+        return self._get("users", build)
+
+    @property
+    def dashboard(self) -> Any:
+        def build() -> Any:
+            from shared.services.dashboard import DashboardService
+
+            return DashboardService(workspace_provider=self.workspaces, watchlist_provider=self.watchlists,
+                                    portfolio_provider=self.portfolios, quote_provider=self.market_access,
+                                    cache=self.cache)
+
+        return self._get("dashboard", build)
+
     # END user-domain services
 
     # ------------------------------------------------------------ lifecycle and health

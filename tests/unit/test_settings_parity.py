@@ -28,9 +28,10 @@ def test_code_reads_only_settings_in_the_table():
 
 
 def test_schedules_referenced_by_timers_are_settings():
+    from devhost.app import registered_functions
     from function_app import app
 
-    schedules = [fn.get_trigger().schedule for fn in app.get_functions() if fn.get_trigger().type == "timerTrigger"]
+    schedules = [fn.get_trigger().schedule for fn in registered_functions(app) if fn.get_trigger().type == "timerTrigger"]
     assert schedules
     for schedule in schedules:
         name = re.fullmatch(r"%([A-Z_]+)%", schedule).group(1)
