@@ -66,6 +66,21 @@ class Core:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
+def _configure_telemetry(settings: Settings, metrics: Metrics) -> None:
+    """Send traces and counters to Azure Monitor when a connection string is configured."""
+    secret = settings.telemetry.applicationinsights_connection_string
+    if secret is None or not secret.get_secret_value():
+        return
+    try:
+        from azure.monitor.opentelemetry import configure_azure_monitor
+        from opentelemetry import metrics as otel_metrics
+
+        configure_azure_monitor(connection_string=secret.get_secret_value(), logger_name="stockagent")
+        metrics.attach_otel(otel_metrics.get_meter("stockagent"))
+    except Exception:  # telemetry must never stop the app from serving
+        log.warning("Azure Monitor telemetry could not be configured", exc_info=True)
+
+
 def _secret_values(settings: Settings) -> list[str]:
     values: list[str] = []
 
@@ -96,6 +111,7 @@ def build_core(
     register_secrets(_secret_values(settings))
     started = time.perf_counter()
     metrics = Metrics()
+    _configure_telemetry(settings, metrics)
     executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="core")
     closers: list[Callable[[], None]] = []
 
