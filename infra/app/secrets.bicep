@@ -1,0 +1,58 @@
+// Key Vault secrets from @secure() deployment parameters. A secret is written only when its
+// value is non-empty, so a later `azd provision` without the value keeps what is in the vault
+// (set or rotated there directly). Vault names use dashes; the app maps them to OPENAI_API_KEY etc.
+param keyVaultName string
+
+@secure()
+param openAiApiKey string = ''
+
+@secure()
+param grokApiKey string = ''
+
+@secure()
+param alphaVantageApiKey string = ''
+
+@secure()
+@description('External MongoDB/Atlas URI (external mode only).')
+param externalMongoUri string = ''
+
+var mongoUriSecretName = 'MONGODB-URI'
+
+module openAiSecret '../core/security/keyvault-secret.bicep' = if (!empty(openAiApiKey)) {
+  name: 'secret-openai-api-key'
+  params: {
+    keyVaultName: keyVaultName
+    name: 'OPENAI-API-KEY'
+    value: openAiApiKey
+  }
+}
+
+module grokSecret '../core/security/keyvault-secret.bicep' = if (!empty(grokApiKey)) {
+  name: 'secret-grok-api-key'
+  params: {
+    keyVaultName: keyVaultName
+    name: 'GROK-API-KEY'
+    value: grokApiKey
+  }
+}
+
+module alphaVantageSecret '../core/security/keyvault-secret.bicep' = if (!empty(alphaVantageApiKey)) {
+  name: 'secret-alpha-vantage-api-key'
+  params: {
+    keyVaultName: keyVaultName
+    name: 'ALPHA-VANTAGE-API-KEY'
+    value: alphaVantageApiKey
+  }
+}
+
+module mongoUriSecret '../core/security/keyvault-secret.bicep' = if (!empty(externalMongoUri)) {
+  name: 'secret-mongodb-uri'
+  params: {
+    keyVaultName: keyVaultName
+    name: mongoUriSecretName
+    value: externalMongoUri
+  }
+}
+
+// The secret's name only (the app setting's Key Vault reference is built from it).
+output mongoUriSecretName string = mongoUriSecretName

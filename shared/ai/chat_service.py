@@ -1,0 +1,145 @@
+"""ChatService: a chat turn with conversations, persistence and the per-user token budget around StockAgent.
+
+Guarantees:
+- the budget is checked before the model is called (RateLimited raises before any event) and the turn's
+  total_tokens are added afterwards, also when the stream failed or was cancelled;
+- continuing a conversation loads its messages through store.get (owner-checked: NotFound for another user's);
+- the first streamed event is `meta` and carries conversation_id;
+- the user message and the assistant answer (with tool calls, sources, usage, model, provider) are persisted
+  once the turn is done; a failed or cancelled turn persists the partial answer with `error`/`cancelled` set;
+- closing the stream generator closes the agent's and hence the model's stream.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import closing
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+from shared.ai.agent import AgentEvent, StockAgent
+from shared.ai.models.base import estimate_tokens
+from shared.ai.protocols import Budget, ChatStore
+
+logger = logging.getLogger(__name__)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class ChatService:
+    def __init__(
+        self,
+        agent: StockAgent,
+        store: ChatStore,
+        budget: Budget,
+        settings: Any,
+        *,
+        preference: Callable[[str], str | None] | None = None,
+    ) -> None:
+        """`preference(user_id)` returns the user's preferred model provider (or None)."""
+        self.agent = agent
+        self.store = store
+        self.budget = budget
+        self.settings = settings
+        self._preference = preference
+
+    def chat(self, user_id: str, message: str, conversation_id: str | None = None,
+             provider: str | None = None, temperature: float | None = None) -> dict:
+        """One turn, collected. Raises the turn's ApiError if it failed (after persisting what there was)."""
+        cid = None
+        done: dict | None = None
+        with closing(self.chat_stream(user_id, message, conversation_id, provider, temperature)) as events:
+            for ev in events:
+                if ev.event == "meta" and cid is None:
+                    cid = ev.data.get("conversation_id")
+                elif ev.event == "error":
+                    assert ev.error is not None
+                    raise ev.error
+                elif ev.event == "done":
+                    done = ev.data
+        assert done is not None and cid is not None
+        return {
+            "conversation_id": cid,
+            "message": message,
+            **{k: done[k] for k in ("answer", "sources", "tool_calls", "usage", "model", "provider", "fallback_trace", "ungrounded_numbers")},
+        }
+
+    def chat_stream(self, user_id: str, message: str, conversation_id: str | None = None,
+                    provider: str | None = None, temperature: float | None = None) -> Iterator[AgentEvent]:
+        """Checks budget, conversation ownership and provider now (errors raise here), then returns the event stream."""
+        self.budget.check(user_id)
+        history: list[dict] = []
+        if conversation_id:
+            conv = self.store.get(user_id, conversation_id)
+            history = list(conv.get("messages") or [])
+        pref = self._preference(user_id) if self._preference else None
+        events = self.agent.process_query_streaming(message, user_id, history, provider, temperature, pref)
+        if not conversation_id:
+            conv = self.store.create(user_id, self._title(message))
+            conversation_id = str(conv["id"])
+        return self._stream(user_id, conversation_id, message, events)
+
+    @staticmethod
+    def _title(message: str) -> str:
+        t = " ".join(message.split())
+        return t if len(t) <= 60 else t[:59] + "…"
+
+    def _stream(self, user_id: str, cid: str, message: str, events: Iterator[AgentEvent]) -> Iterator[AgentEvent]:
+        user_msg = {"role": "user", "content": message, "created_at": _now()}
+        partial: list[str] = []
+        meta: dict = {}
+        tool_calls: list[dict] = []
+        usage: dict | None = None
+        error: dict | None = None
+        persisted = False
+        first = True
+        try:
+            for ev in events:
+                if ev.event == "meta":
+                    meta = dict(ev.data)
+                    ev = AgentEvent("meta", {**ev.data, "conversation_id": cid})
+                elif first:
+                    yield AgentEvent("meta", {"conversation_id": cid, "model": None, "provider": None})
+                first = False
+                if ev.event == "delta":
+                    partial.append(ev.data["text"])
+                elif ev.event == "tool_call":
+                    tool_calls.append(ev.data)
+                elif ev.event == "usage":
+                    usage = ev.data
+                elif ev.event == "error":
+                    error = ev.data
+                elif ev.event == "done":
+                    d = ev.data
+                    usage = d["usage"]
+                    self.store.append_messages(user_id, cid, [user_msg, {
+                        "role": "assistant", "content": d["answer"], "tool_calls": d["tool_calls"], "sources": d["sources"],
+                        "usage": d["usage"], "model": d["model"], "provider": d["provider"],
+                        "fallback_trace": d["fallback_trace"], "ungrounded_numbers": d["ungrounded_numbers"], "created_at": _now(),
+                    }])
+                    persisted = True
+                yield ev
+        finally:
+            events_close = getattr(events, "close", None)
+            if events_close is not None:
+                events_close()  # cancellation reaches the model stream
+            if not persisted:
+                assistant = {"role": "assistant", "content": "".join(partial), "tool_calls": tool_calls, "sources": [],
+                             "usage": usage, "model": meta.get("model"), "provider": meta.get("provider"), "created_at": _now()}
+                if error is not None:
+                    assistant["error"] = error
+                else:
+                    assistant["cancelled"] = True
+                try:
+                    self.store.append_messages(user_id, cid, [user_msg, assistant])
+                except Exception:  # the turn is already over; don't mask its outcome
+                    logger.exception("persisting an incomplete chat turn failed")
+            tokens = int((usage or {}).get("total_tokens") or 0)
+            if not tokens:
+                tokens = estimate_tokens(message) + estimate_tokens("".join(partial))
+            try:
+                self.budget.add(user_id, tokens)
+            except Exception:
+                logger.exception("adding chat tokens to the budget failed")

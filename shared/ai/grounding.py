@@ -1,0 +1,93 @@
+"""Grounding post-check: which numbers in an answer appear in none of the turn's tool results.
+
+A number in the answer is grounded when some number in the tool results, scaled by the answer's unit
+(%, K/M/B/T, thousand/million/billion/trillion) and rounded to the answer's precision, equals it.
+A percentage may also come from a fraction (0.2531 -> 25.31%). Signs are ignored ("down 1.2%" for -1.2).
+Ignored in the answer: ISO dates and clock times, list markers ("1. ", "2) "), plain years 1900-2100,
+and digits glued to letters/underscores (tickers, "sma_20", "Q3", "3M").
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Iterable
+
+_DATE_RE = re.compile(
+    r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
+    r"|\b\d{1,2}:\d{2}(?::\d{2})?\b"
+)
+_LIST_MARKER_RE = re.compile(r"(?m)^(\s*)\d{1,2}[.)](?=\s)")
+_NUM_RE = re.compile(
+    r"(?<![\w.\-])(?<![\w.]-)[-+]?\$?"
+    r"(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
+    r"(?P<unit>\s?%|\s?(?:trillion|billion|million|thousand)\b|[KMBT]\b|[kmbt]n?\b)?"
+    r"(?![\w])"
+)
+_UNITS = {
+    "k": 1e3, "thousand": 1e3,
+    "m": 1e6, "mn": 1e6, "million": 1e6,
+    "b": 1e9, "bn": 1e9, "billion": 1e9,
+    "t": 1e12, "tn": 1e12, "trillion": 1e12,
+}
+_TOOL_NUM_RE = re.compile(r"\d+(?:\.\d+)?")
+
+
+def _tool_numbers(value: Any, out: list[float]) -> None:
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, (int, float)):
+        if math.isfinite(value):
+            out.append(abs(float(value)))
+    elif isinstance(value, str):
+        out.extend(float(m) for m in _TOOL_NUM_RE.findall(value))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _tool_numbers(k, out)
+            _tool_numbers(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _tool_numbers(v, out)
+
+
+def answer_numbers(answer: str) -> list[tuple[str, float, int, float, bool]]:
+    """(raw text, displayed value, decimals, unit scale, is_percent) for each checkable number."""
+    text = _DATE_RE.sub(" ", answer)
+    text = _LIST_MARKER_RE.sub(r"\1", text)
+    found = []
+    for m in _NUM_RE.finditer(text):
+        int_part, frac = m.group("int"), m.group("frac") or ""
+        unit = (m.group("unit") or "").strip().lower()
+        value = float(int_part.replace(",", "") + frac)
+        decimals = len(frac) - 1 if frac else 0
+        is_pct = unit == "%"
+        if not unit and not frac and "," not in int_part and 1900 <= value <= 2100:
+            continue  # a year
+        raw_unit = m.group("unit") or ""
+        if raw_unit and raw_unit[0].isalpha() and len(raw_unit) <= 2 and not frac and "$" not in m.group(0):
+            continue  # "3M", "5G": a name, not 3 million
+        scale = _UNITS.get(unit, 1.0)
+        found.append((m.group(0).strip(), value, decimals, scale, is_pct))
+    return found
+
+
+def _matches(value: float, decimals: int, scale: float, is_pct: bool, pool: Iterable[float]) -> bool:
+    tol = 0.5 * 10 ** (-decimals) + 1e-9
+    for t in pool:
+        if abs(t / scale - value) <= tol:
+            return True
+        if is_pct and abs(t * 100 - value) <= tol:
+            return True
+    return False
+
+
+def find_ungrounded_numbers(answer: str, tool_results: Iterable[Any]) -> list[str]:
+    """Numbers (as written in the answer) that no tool result of the turn supports; deduplicated, in order."""
+    pool: list[float] = []
+    for r in tool_results:
+        _tool_numbers(r, pool)
+    out: list[str] = []
+    for raw, value, decimals, scale, is_pct in answer_numbers(answer):
+        if not _matches(value, decimals, scale, is_pct, pool) and raw not in out:
+            out.append(raw)
+    return out

@@ -1,0 +1,73 @@
+"""Request and response schemas of the market-data routes."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, Field, field_validator
+
+from shared.http.schemas import QueryModel
+from shared.market.models import Fundamentals, History, IndicatorSeries, Interval, News, Period, Quote, QuoteError
+
+SYMBOL_PATTERN = r"^[A-Za-z0-9.\-^=]{1,15}$"
+
+
+def _upper(value: str) -> str:
+    return value.strip().upper()
+
+
+class SymbolPath(BaseModel):
+    symbol: str = Field(pattern=SYMBOL_PATTERN, description="Ticker, case-insensitive (AAPL, BRK.B, ^GSPC, EURUSD=X)")
+
+    _norm = field_validator("symbol")(_upper)
+
+
+class HistoryQuery(QueryModel):
+    period: Period = Field("1mo", description="Look-back period (ignored when start is given)")
+    interval: Interval = Field("1d", description="Bar interval")
+    start: date | None = Field(None, description="First day, YYYY-MM-DD")
+    end: date | None = Field(None, description="Last day, YYYY-MM-DD")
+
+
+class NewsQuery(QueryModel):
+    limit: int = Field(10, ge=1, le=50)
+
+
+class IndicatorsQuery(QueryModel):
+    names: str = Field(
+        "sma_20,rsi_14",
+        max_length=200,
+        pattern=r"^[a-z]+(_\d{1,3})*(,[a-z]+(_\d{1,3})*){0,9}$",
+        description="Comma-separated: sma_N, ema_N, rsi_N, macd, bbands_N, atr_N (at most 10)",
+    )
+
+    @property
+    def name_list(self) -> list[str]:
+        return [n for n in self.names.split(",") if n]
+
+
+class QuotesQuery(QueryModel):
+    symbols: str = Field(
+        max_length=900,
+        pattern=r"^[A-Za-z0-9.\-^=]{1,15}(,[A-Za-z0-9.\-^=]{1,15}){0,49}$",
+        description="Comma-separated tickers, at most 50",
+    )
+
+    @property
+    def symbol_list(self) -> list[str]:
+        return [_upper(s) for s in self.symbols.split(",") if s.strip()]
+
+
+class IndicatorsResponse(BaseModel):
+    symbol: str
+    indicators: list[IndicatorSeries]
+
+
+class QuoteBatch(BaseModel):
+    items: list[Quote | QuoteError]
+
+
+__all__ = [
+    "Fundamentals", "History", "HistoryQuery", "IndicatorsQuery", "IndicatorsResponse", "News", "NewsQuery",
+    "Quote", "QuoteBatch", "QuotesQuery", "SymbolPath",
+]
