@@ -76,33 +76,37 @@ class ChatService:
             history = list(conv.get("messages") or [])
         pref = self._preference(user_id) if self._preference else None
         events = self.agent.process_query_streaming(message, user_id, history, provider, temperature, pref)
+        planned = self.agent.factory.resolve(provider, pref)
         if not conversation_id:
             conv = self.store.create(user_id, self._title(message))
             conversation_id = str(conv["id"])
-        return self._stream(user_id, conversation_id, message, events)
+        first = {"conversation_id": conversation_id, "provider": planned, "model": self.agent.factory.model_name(planned)}
+        return self._stream(user_id, conversation_id, message, events, first)
 
     @staticmethod
     def _title(message: str) -> str:
         t = " ".join(message.split())
         return t if len(t) <= 60 else t[:59] + "…"
 
-    def _stream(self, user_id: str, cid: str, message: str, events: Iterator[AgentEvent]) -> Iterator[AgentEvent]:
+    def _stream(self, user_id: str, cid: str, message: str, events: Iterator[AgentEvent],
+                first_meta: dict) -> Iterator[AgentEvent]:
         user_msg = {"role": "user", "content": message, "created_at": _now()}
         partial: list[str] = []
-        meta: dict = {}
+        meta: dict = dict(first_meta)
         tool_calls: list[dict] = []
         usage: dict | None = None
         error: dict | None = None
         persisted = False
-        first = True
         try:
+            # `meta` goes out before the model is asked anything, so clients see the turn start at once;
+            # a later `meta` is sent only when the provider changes (fallback before the first token).
+            yield AgentEvent("meta", {**first_meta, "fallback_trace": []})
             for ev in events:
                 if ev.event == "meta":
+                    if ev.data.get("provider") == meta.get("provider") and not ev.data.get("fallback_trace"):
+                        continue
                     meta = dict(ev.data)
                     ev = AgentEvent("meta", {**ev.data, "conversation_id": cid})
-                elif first:
-                    yield AgentEvent("meta", {"conversation_id": cid, "model": None, "provider": None})
-                first = False
                 if ev.event == "delta":
                     partial.append(ev.data["text"])
                 elif ev.event == "tool_call":

@@ -1,0 +1,109 @@
+"""Wires the AI core (shared/ai) to our storage: conversations in `chats`, the daily token
+budget in the cache, and the caller's own data for the agent's personal tools."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+from shared import errors
+
+MAX_STORED_MESSAGES = 200
+
+
+class MongoChatStore:
+    """ChatStore over the owner-scoped chats repository."""
+
+    def __init__(self, chats: Any) -> None:
+        self._chats = chats
+
+    def create(self, user_id: str, title: str) -> dict:
+        return self._chats.insert_one(user_id, {"title": title})
+
+    def get(self, user_id: str, chat_id: str) -> dict:
+        return self._chats.get(user_id, chat_id)  # NotFound for unknown or another user's
+
+    def append_messages(self, user_id: str, chat_id: str, messages: list[dict]) -> None:
+        for message in messages:
+            self._chats.append_message(user_id, chat_id, message, max_messages=MAX_STORED_MESSAGES)
+
+    def list(self, user_id: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        return self._chats.find_many(user_id, limit=limit, cursor=cursor, projection={"messages": 0})
+
+    def delete(self, user_id: str, chat_id: str) -> None:
+        self._chats.delete_one(user_id, chat_id)
+
+
+class DailyTokenBudget:
+    """Per-user tokens per UTC day, counted with the cache's atomic counter (shared by instances)."""
+
+    def __init__(self, cache: Any, limit: int, *, metrics: Any = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self._cache = cache
+        self._limit = limit
+        self._metrics = metrics
+        self._clock = clock
+
+    def _key(self, user_id: str) -> tuple[str, int]:
+        now = self._clock()
+        midnight = datetime(now.year, now.month, now.day, tzinfo=timezone.utc) + timedelta(days=1)
+        return self._cache.key("tokens", now.strftime("%Y%m%d"), user_id), max(1, int((midnight - now).total_seconds()))
+
+    def check(self, user_id: str) -> None:
+        key, until_midnight = self._key(user_id)
+        if self._cache.incr(key, 0, ttl=until_midnight) >= self._limit:
+            raise errors.RateLimited(
+                f"Daily token budget of {self._limit} tokens is used up; it resets at 00:00 UTC",
+                retry_after=until_midnight,
+            )
+
+    def add(self, user_id: str, tokens: int) -> None:
+        if tokens <= 0:
+            return
+        key, until_midnight = self._key(user_id)
+        self._cache.incr(key, tokens, ttl=until_midnight)
+        if self._metrics is not None:
+            self._metrics.incr("llm_tokens", "total", tokens)
+
+
+class AgentUserData:
+    """The caller's own data for the agent's personal tools, through the same owner-scoped services
+    as the API (so the agent can never see more than the user could)."""
+
+    MAX_ITEMS = 50
+
+    def __init__(self, services: Any) -> None:
+        self._services = services
+
+    def list_watchlists(self, user_id: str) -> list[dict]:
+        page = self._services.watchlists.list_watchlists(user_id, limit=self.MAX_ITEMS)
+        return [w.model_dump(mode="json", include={"id", "name", "symbols"}) for w in page.items]
+
+    def portfolio_summary(self, user_id: str) -> list[dict]:
+        portfolios = self._services.portfolios
+        page = portfolios.list_portfolios(user_id, limit=10)
+        return [portfolios.value_portfolio(user_id, p.id).model_dump(mode="json") for p in page.items]
+
+    def list_notes(self, user_id: str, symbol: str | None = None) -> list[dict]:
+        page = self._services.notes.list_notes(user_id, symbol=symbol, limit=20)
+        return [n.model_dump(mode="json") for n in page.items]
+
+
+def build_chat_service(services: Any) -> Any:
+    from shared.ai import ChatService, StockAgent
+
+    settings = services.settings
+    agent = StockAgent(market=services.market, user_data=AgentUserData(services), factory=services.models, settings=settings)
+    prefs = services.repos.get_user_preferences_repository()
+
+    def preference(user_id: str) -> str | None:
+        doc = prefs.get_for_owner(user_id)
+        return (doc or {}).get("model_provider")
+
+    return ChatService(
+        agent,
+        MongoChatStore(services.repos.get_chat_repository()),
+        DailyTokenBudget(services.cache, settings.chat.daily_token_budget, metrics=services.metrics),
+        settings,
+        preference=preference,
+    )
