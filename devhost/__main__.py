@@ -33,8 +33,10 @@ def create_app():
     for name, desc in core.backends.items():
         log.info("backend %s: %s", name, desc)
     if settings.is_local and settings.auth.local_dev_api_key:
-        log.info("demo admin API key (APP_ENV=local): %s  e.g. curl -H 'X-API-Key: %s' %s/api/v1/users/me",
-                 settings.auth.local_dev_api_key.get_secret_value(), settings.auth.local_dev_api_key.get_secret_value(), base)
+        # Printed, not logged: the log filter masks every configured secret, and this one is meant to be seen.
+        key = settings.auth.local_dev_api_key.get_secret_value()
+        print(f"demo admin API key (APP_ENV=local only): {key}\n  try: curl -H 'X-API-Key: {key}' {base}/api/v1/users/me",
+              flush=True)
     app = build_asgi_app()
     log.info("timers runnable with POST %s/admin/functions/{name}: %s", base, ", ".join(app.state.timers))
     return app

@@ -19,7 +19,7 @@ class MigrationService(BaseService):
         from shared.data.migrations import run_migrations
 
         summary = run_migrations(self._repos.db, self._settings, dry_run=dry_run)
-        self.logger.info("migrations: %s", summary)
+        self.logger.info("migrations: %s (applied: %s)", summary.get("status"), ", ".join(summary.get("applied") or []) or "none")
         return summary
 
     def health_check(self) -> tuple[bool, dict[str, Any]]:
