@@ -93,7 +93,6 @@ class ServiceFactory:
                 self.singleflight,
                 providers=self._market_providers,
                 executor=self.executor,
-                metrics=self.metrics,
                 snapshot_sink=self.market_store,
             )
 
@@ -131,7 +130,7 @@ class ServiceFactory:
         def build() -> Any:
             from shared.ai import ModelFactory
 
-            return ModelFactory(self.settings, clients=self._model_clients, metrics=self.metrics)
+            return ModelFactory(self.settings, clients=self._model_clients)
 
         return self._get("models", build)
 
@@ -256,8 +255,15 @@ class ServiceFactory:
         ]
         probes.append(HealthProbe("market_data", False, lambda: self.market.health_check()))
         if "models" in self._services:
-            probes.append(HealthProbe("models", False, self.models.health_check))
+            probes.append(HealthProbe("models", False, self._models_health))
         return probes
+
+    def _models_health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while the default provider's breaker is not open (fallbacks keep chat working)."""
+        providers = self.models.describe()
+        default = next((p for p in providers if p["default"]), None)
+        ok = default is not None and default["healthy"]
+        return ok, {"provider": default["name"] if default else None, "breaker": default["breaker"] if default else None}
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Counters kept by services (cache hits/misses per data type, upstream calls per provider)."""

@@ -1,0 +1,106 @@
+"""RepositoryFactory: the one place that wires a Database into repositories (singletons per factory)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from shared.data import repositories as r
+from shared.data.repository import MongoGenericRepository
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+    from shared.config.models import Settings
+
+R = TypeVar("R", bound=MongoGenericRepository)
+
+
+class RepositoryFactory:
+    """Creates each repository once (thread-safe) and reports database health.
+
+    `settings` is kept for repositories that need configuration; `description` is the
+    log-safe backend label from `build_database` (shown by `health_check`).
+    """
+
+    def __init__(self, db: Database, settings: Settings | None = None, *, description: str | None = None,
+                 logger: logging.Logger | None = None) -> None:
+        self._db = db
+        self._settings = settings
+        self._description = description
+        self._repos: dict[type, MongoGenericRepository] = {}
+        self._lock = threading.Lock()
+        self.logger = logger or logging.getLogger(f"{__name__}.RepositoryFactory")
+
+    @property
+    def db(self) -> Database:
+        return self._db
+
+    def _get(self, cls: type[R]) -> R:
+        repo = self._repos.get(cls)
+        if repo is None:
+            with self._lock:
+                repo = self._repos.get(cls)
+                if repo is None:
+                    repo = cls(self._db, logger=self.logger.getChild(cls.collection_name))
+                    self._repos[cls] = repo
+        return repo  # type: ignore[return-value]
+
+    def get_user_repository(self) -> r.MongoUserRepository:
+        return self._get(r.MongoUserRepository)
+
+    def get_api_key_repository(self) -> r.MongoApiKeyRepository:
+        return self._get(r.MongoApiKeyRepository)
+
+    def get_user_profile_repository(self) -> r.MongoUserProfileRepository:
+        return self._get(r.MongoUserProfileRepository)
+
+    def get_user_preferences_repository(self) -> r.MongoUserPreferencesRepository:
+        return self._get(r.MongoUserPreferencesRepository)
+
+    def get_workspace_repository(self) -> r.MongoWorkspaceRepository:
+        return self._get(r.MongoWorkspaceRepository)
+
+    def get_watchlist_repository(self) -> r.MongoWatchlistRepository:
+        return self._get(r.MongoWatchlistRepository)
+
+    def get_portfolio_repository(self) -> r.MongoPortfolioRepository:
+        return self._get(r.MongoPortfolioRepository)
+
+    def get_position_repository(self) -> r.MongoPositionRepository:
+        return self._get(r.MongoPositionRepository)
+
+    def get_note_repository(self) -> r.MongoNoteRepository:
+        return self._get(r.MongoNoteRepository)
+
+    def get_investment_idea_repository(self) -> r.MongoInvestmentIdeaRepository:
+        return self._get(r.MongoInvestmentIdeaRepository)
+
+    def get_symbol_repository(self) -> r.MongoSymbolRepository:
+        return self._get(r.MongoSymbolRepository)
+
+    def get_chat_repository(self) -> r.MongoChatRepository:
+        return self._get(r.MongoChatRepository)
+
+    def get_market_data_repository(self) -> r.MongoMarketDataRepository:
+        return self._get(r.MongoMarketDataRepository)
+
+    def get_market_snapshot_repository(self) -> r.MongoMarketSnapshotRepository:
+        return self._get(r.MongoMarketSnapshotRepository)
+
+    def health_check(self, *, clock: Callable[[], float] = time.perf_counter) -> tuple[bool, dict[str, Any]]:
+        """(healthy, details) from one ping: `status`, `latency_ms`, `backend`; never raises."""
+        details: dict[str, Any] = {"component": "database"}
+        if self._description:
+            details["backend"] = self._description
+        started = clock()
+        try:
+            self._db.command("ping")
+        except Exception as exc:  # reported, not raised: health endpoints must answer
+            details.update(status="unavailable", error=type(exc).__name__)
+            return False, details
+        details.update(status="healthy", latency_ms=round((clock() - started) * 1000, 2))
+        return True, details

@@ -1,0 +1,366 @@
+"""Domain repositories: thin subclasses of MongoGenericRepository / OwnedRepository.
+
+Names follow the technology (`Mongo...Repository`). Every public method is translated
+(pymongo errors -> shared.errors) by the base class.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.data.repository import MongoGenericRepository, OwnedRepository, Page, SortSpec
+from shared.data.utils import batched, normalize_document
+from shared.errors import NotFound
+
+
+def name_key(name: str) -> str:
+    """Case- and space-insensitive key used for "unique name per owner"."""
+    return " ".join(str(name).split()).casefold()
+
+
+def normalize_symbol(symbol: str) -> str:
+    return str(symbol).strip().upper()
+
+
+class _NamedOwnedRepository(OwnedRepository):
+    """Owned collection whose `name` is unique per owner (case-insensitive, via `name_key`)."""
+
+    def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        doc = dict(document)
+        if "name" in doc:
+            doc["name_key"] = name_key(doc["name"])
+        return super().insert_one(owner_id, doc)
+
+    def update_one(self, owner_id: str, id: Any, changes: Mapping[str, Any],  # type: ignore[override]
+                   expected_version: int | None = None) -> dict[str, Any]:
+        changes = dict(changes)
+        changes.pop("name_key", None)
+        if changes.get("name") is not None:
+            changes["name_key"] = name_key(changes["name"])
+        return super().update_one(owner_id, id, changes, expected_version)
+
+    def find_by_name(self, owner_id: str, name: str) -> dict[str, Any] | None:
+        return self.find_one(owner_id, {"name_key": name_key(name)})
+
+
+class _OnePerOwnerRepository(OwnedRepository):
+    """At most one document per owner (unique index on owner_id)."""
+
+    def get_for_owner(self, owner_id: str) -> dict[str, Any] | None:
+        return self.find_one(owner_id)
+
+    def upsert_for_owner(self, owner_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Create or update the owner's document atomically; version bumps on each write."""
+        from pymongo import ReturnDocument
+
+        now = self._now()
+        scoped = self._scope(owner_id)
+        doc = self._collection.find_one_and_update(
+            scoped,
+            {"$set": {**self._clean_changes(changes), "updated_at": now},
+             "$setOnInsert": {"created_at": now}, "$inc": {"version": 1}},
+            upsert=True, return_document=ReturnDocument.AFTER,
+        )
+        return self._normalize(doc)  # type: ignore[return-value]
+
+
+# -- users & auth -----------------------------------------------------------------------
+
+class MongoUserRepository(MongoGenericRepository):
+    """Users; `email` is stored lower-cased and unique (duplicate -> Conflict)."""
+
+    collection_name = "users"
+
+    def insert_one(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        doc = dict(document)
+        if "email" in doc:
+            doc["email"] = str(doc["email"]).strip().lower()
+        return super().insert_one(doc)
+
+    def update_one(self, id: Any, changes: Mapping[str, Any], expected_version: int | None = None) -> dict[str, Any]:
+        changes = dict(changes)
+        if changes.get("email") is not None:
+            changes["email"] = str(changes["email"]).strip().lower()
+        return super().update_one(id, changes, expected_version)
+
+    def find_by_email(self, email: str) -> dict[str, Any] | None:
+        return self.find_one({"email": str(email).strip().lower()})
+
+
+class MongoApiKeyRepository(OwnedRepository):
+    """API keys (only hashes are stored). Lookup by hash/prefix is unscoped: it is how a caller is identified."""
+
+    collection_name = "api_keys"
+
+    def find_by_hash(self, key_hash: str, *, include_revoked: bool = False) -> dict[str, Any] | None:
+        query: dict[str, Any] = {"key_hash": key_hash}
+        if not include_revoked:
+            query["revoked_at"] = None
+        return self._normalize(self._collection.find_one(query))
+
+    def find_by_prefix(self, prefix: str, *, include_revoked: bool = False) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {"prefix": prefix}
+        if not include_revoked:
+            query["revoked_at"] = None
+        return [self._normalize(d) for d in self._collection.find(query).limit(20)]  # type: ignore[misc]
+
+    def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        doc = {"revoked_at": None, "last_used_at": None, **document}
+        return super().insert_one(owner_id, doc)
+
+    def revoke(self, owner_id: str, id: Any) -> dict[str, Any]:
+        """Mark the owner's key revoked (idempotent: revoking twice keeps the first timestamp)."""
+        current = self.get(owner_id, id)
+        if current.get("revoked_at"):
+            return current
+        return self._do_update(self._scoped_id(owner_id, id), {"$set": {"revoked_at": self._now()}}, check_version=False)
+
+    def touch_last_used(self, id: Any, at: datetime | None = None) -> None:
+        """Record use without bumping version (not a user edit); missing ids are ignored."""
+        base = self._id_filter(id)
+        if base is not None:
+            self._collection.update_one(base, {"$set": {"last_used_at": at or self._now()}})
+
+
+class MongoUserProfileRepository(_OnePerOwnerRepository):
+    collection_name = "user_profiles"
+
+
+class MongoUserPreferencesRepository(_OnePerOwnerRepository):
+    collection_name = "user_preferences"
+
+
+# -- workspaces & organisation ------------------------------------------------------------
+
+class MongoWorkspaceRepository(_NamedOwnedRepository):
+    collection_name = "workspaces"
+
+
+class MongoWatchlistRepository(_NamedOwnedRepository):
+    """Watchlists; symbols are upper-cased and kept unique within a list."""
+
+    collection_name = "watchlists"
+
+    def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        doc = dict(document)
+        symbols = [normalize_symbol(s) for s in doc.get("symbols") or []]
+        doc["symbols"] = list(dict.fromkeys(symbols))
+        return super().insert_one(owner_id, doc)
+
+    def add_symbol(self, owner_id: str, id: Any, symbol: str) -> dict[str, Any]:
+        return self._do_update(self._scoped_id(owner_id, id),
+                               {"$addToSet": {"symbols": normalize_symbol(symbol)}}, check_version=False)
+
+    def remove_symbol(self, owner_id: str, id: Any, symbol: str) -> dict[str, Any]:
+        return self._do_update(self._scoped_id(owner_id, id),
+                               {"$pull": {"symbols": normalize_symbol(symbol)}}, check_version=False)
+
+
+class MongoPortfolioRepository(OwnedRepository):
+    collection_name = "portfolios"
+
+
+class MongoPositionRepository(OwnedRepository):
+    """Positions belong to a portfolio and an owner; listing is always by both."""
+
+    collection_name = "positions"
+
+    def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        doc = dict(document)
+        if "symbol" in doc:
+            doc["symbol"] = normalize_symbol(doc["symbol"])
+        return super().insert_one(owner_id, doc)
+
+    def list_for_portfolio(self, owner_id: str, portfolio_id: str, *, sort: SortSpec = None,
+                           limit: int | None = None, cursor: str | None = None) -> Page:
+        return self.find_many(owner_id, {"portfolio_id": str(portfolio_id)}, sort=sort or [("symbol", 1)],
+                              limit=limit, cursor=cursor)
+
+    def delete_for_portfolio(self, owner_id: str, portfolio_id: str) -> int:
+        scoped = self._scope(owner_id, {"portfolio_id": str(portfolio_id)})
+        return self._collection.delete_many(scoped).deleted_count  # type: ignore[arg-type]
+
+
+class MongoNoteRepository(OwnedRepository):
+    """Notes with tags and an optional symbol."""
+
+    collection_name = "notes"
+
+    def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        doc = {"tags": [], "symbol": None, **document}
+        if doc.get("symbol"):
+            doc["symbol"] = normalize_symbol(doc["symbol"])
+        doc["tags"] = list(dict.fromkeys(str(t).strip() for t in doc["tags"] if str(t).strip()))
+        return super().insert_one(owner_id, doc)
+
+    def list_notes(self, owner_id: str, *, tag: str | None = None, symbol: str | None = None,
+                   sort: SortSpec = None, limit: int | None = None, cursor: str | None = None) -> Page:
+        query: dict[str, Any] = {}
+        if tag:
+            query["tags"] = tag
+        if symbol:
+            query["symbol"] = normalize_symbol(symbol)
+        return self.find_many(owner_id, query, sort=sort, limit=limit, cursor=cursor)
+
+
+class MongoInvestmentIdeaRepository(OwnedRepository):
+    collection_name = "investment_ideas"
+
+
+class MongoChatRepository(OwnedRepository):
+    """Chats with their message list; `append_message` is atomic ($push, capped)."""
+
+    collection_name = "chats"
+    default_sort = (("updated_at", -1),)
+
+    def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        return super().insert_one(owner_id, {"messages": [], **document})
+
+    def append_message(self, owner_id: str, chat_id: Any, message: Mapping[str, Any], *,
+                       max_messages: int | None = None) -> dict[str, Any]:
+        """Append `message` (gets `created_at` if absent); keeps only the last `max_messages` when given."""
+        msg = {"created_at": self._now(), **message}
+        push: dict[str, Any] = {"$each": [msg]}
+        if max_messages:
+            push["$slice"] = -int(max_messages)
+        return self._do_update(self._scoped_id(owner_id, chat_id), {"$push": {"messages": push}}, check_version=False)
+
+
+# -- market data -------------------------------------------------------------------------------
+
+class MongoSymbolRepository(MongoGenericRepository):
+    """The symbol catalogue: unique upper-case `symbol`, prefix/substring search, bulk upsert."""
+
+    collection_name = "symbols"
+    default_sort = (("symbol", 1),)
+
+    def get_by_symbol(self, symbol: str) -> dict[str, Any] | None:
+        return self.find_one({"symbol": normalize_symbol(symbol)})
+
+    def insert_one(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        doc = dict(document)
+        if "symbol" in doc:
+            doc["symbol"] = normalize_symbol(doc["symbol"])
+        return super().insert_one(doc)
+
+    def search(self, query: str, *, limit: int = 10, type: str | None = None) -> list[dict[str, Any]]:
+        """Symbols whose ticker starts with `query` or whose name contains it (case-insensitive).
+
+        Ranked: exact ticker, then ticker prefix (shorter first), then name matches.
+        """
+        text = str(query).strip()
+        if not text:
+            return []
+        limit = max(1, min(int(limit), 100))
+        base: dict[str, Any] = {"type": type} if type else {}
+        prefix = {**base, "symbol": {"$regex": "^" + re.escape(text.upper())}}
+        by_symbol = list(self._collection.find(prefix).sort([("symbol", 1)]).limit(limit * 3))
+        seen = {d["_id"] for d in by_symbol}
+        by_name = [d for d in self._collection.find(
+            {**base, "name": {"$regex": re.escape(text), "$options": "i"}}).sort([("symbol", 1)]).limit(limit * 3)
+            if d["_id"] not in seen]
+        upper = text.upper()
+        by_symbol.sort(key=lambda d: (d["symbol"] != upper, len(d["symbol"]), d["symbol"]))
+        by_name.sort(key=lambda d: (not str(d.get("name", "")).lower().startswith(text.lower()), d["symbol"]))
+        return [self._normalize(d) for d in (by_symbol + by_name)[:limit]]  # type: ignore[misc]
+
+    def bulk_upsert(self, documents: Iterable[Mapping[str, Any]], *, chunk_size: int = 500) -> dict[str, int]:
+        """Insert or update by `symbol` in bulk (one round trip per chunk). Returns counts."""
+        from pymongo import UpdateOne
+
+        now = self._now()
+        inserted = modified = 0
+        for chunk in batched(documents, chunk_size):
+            ops = []
+            for d in chunk:
+                fields = {k: v for k, v in d.items() if k not in ("_id", "id", "created_at", "updated_at", "version")}
+                fields["symbol"] = normalize_symbol(fields["symbol"])
+                ops.append(UpdateOne({"symbol": fields["symbol"]},
+                                     {"$set": {**fields, "updated_at": now},
+                                      "$setOnInsert": {"created_at": now}, "$inc": {"version": 1}},
+                                     upsert=True))
+            if ops:
+                result = self._collection.bulk_write(ops, ordered=False)
+                inserted += result.upserted_count
+                modified += result.modified_count
+        return {"inserted": inserted, "updated": modified}
+
+
+class MongoMarketDataRepository(MongoGenericRepository):
+    """Daily (or other interval) bars keyed by (symbol, interval, ts); writes are idempotent upserts."""
+
+    collection_name = "market_data"
+    default_sort = (("ts", 1),)
+
+    def bulk_upsert_bars(self, symbol: str, interval: str, bars: Iterable[Mapping[str, Any]], *,
+                         chunk_size: int = 1000) -> dict[str, int]:
+        """Each bar needs `ts` (datetime) and `close`; existing bars at the same ts are replaced field-wise."""
+        from pymongo import UpdateOne
+
+        sym = normalize_symbol(symbol)
+        inserted = modified = 0
+        for chunk in batched(bars, chunk_size):
+            ops = []
+            for bar in chunk:
+                fields = {k: v for k, v in bar.items() if k not in ("_id", "id", "symbol", "interval")}
+                key = {"symbol": sym, "interval": interval, "ts": fields.pop("ts")}
+                ops.append(UpdateOne(key, {"$set": fields}, upsert=True))
+            if ops:
+                result = self._collection.bulk_write(ops, ordered=False)
+                inserted += result.upserted_count
+                modified += result.modified_count
+        return {"inserted": inserted, "updated": modified}
+
+    def get_bars(self, symbol: str, interval: str = "1d", *, start: datetime | None = None,
+                 end: datetime | None = None, limit: int = 5000) -> list[dict[str, Any]]:
+        """Bars in ascending time order within [start, end]."""
+        query: dict[str, Any] = {"symbol": normalize_symbol(symbol), "interval": interval}
+        if start or end:
+            query["ts"] = {**({"$gte": start} if start else {}), **({"$lte": end} if end else {})}
+        cursor = self._collection.find(query, {"_id": 0}).sort([("ts", 1)]).limit(max(1, int(limit)))
+        return [normalize_document(d) for d in cursor]  # type: ignore[misc]
+
+    def latest_bar(self, symbol: str, interval: str = "1d") -> dict[str, Any] | None:
+        doc = self._collection.find_one({"symbol": normalize_symbol(symbol), "interval": interval},
+                                        {"_id": 0}, sort=[("ts", -1)])
+        return normalize_document(doc)
+
+
+class MongoMarketSnapshotRepository(MongoGenericRepository):
+    """Short-lived snapshots by key; expired ones are never returned (TTL index removes them later)."""
+
+    collection_name = "market_snapshots"
+
+    def save(self, key: str, data: Mapping[str, Any], *, ttl_s: int, symbol: str | None = None) -> dict[str, Any]:
+        from pymongo import ReturnDocument
+
+        now = self._now()
+        doc = self._collection.find_one_and_update(
+            {"key": key},
+            {"$set": {"data": dict(data), "symbol": normalize_symbol(symbol) if symbol else None,
+                      "expires_at": now + timedelta(seconds=max(1, int(ttl_s))), "updated_at": now},
+             "$setOnInsert": {"created_at": now}},
+            upsert=True, return_document=ReturnDocument.AFTER,
+        )
+        return self._normalize(doc)  # type: ignore[return-value]
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        return self._normalize(self._collection.find_one({"key": key, "expires_at": {"$gt": self._now()}}))
+
+
+def require(doc: dict[str, Any] | None, what: str = "Document") -> dict[str, Any]:
+    """`doc` or NotFound: a helper for services turning an optional lookup into a 404."""
+    if doc is None:
+        raise NotFound(f"{what} not found")
+    return doc
+
+
+__all__: Sequence[str] = [
+    "MongoApiKeyRepository", "MongoChatRepository", "MongoInvestmentIdeaRepository", "MongoMarketDataRepository",
+    "MongoMarketSnapshotRepository", "MongoNoteRepository", "MongoPortfolioRepository", "MongoPositionRepository",
+    "MongoSymbolRepository", "MongoUserPreferencesRepository", "MongoUserProfileRepository", "MongoUserRepository",
+    "MongoWatchlistRepository", "MongoWorkspaceRepository", "name_key", "normalize_symbol", "require",
+]

@@ -1,0 +1,336 @@
+"""Collection specs ($jsonSchema validators, indexes) for every collection, and SchemaManager.
+
+Validators use only standard `$jsonSchema` keywords and `validationLevel: moderate`
+(existing invalid documents are not re-checked on unrelated updates). They require
+only what the repositories always write, so they catch bugs, not new fields.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
+
+logger = logging.getLogger(__name__)
+
+ASC, DESC = 1, -1
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    keys: tuple[tuple[str, int], ...]
+    name: str
+    unique: bool = False
+    expire_after_seconds: int | None = None
+
+    def model(self) -> Any:
+        from pymongo import IndexModel
+
+        kwargs: dict[str, Any] = {"name": self.name}
+        if self.unique:
+            kwargs["unique"] = True
+        if self.expire_after_seconds is not None:
+            kwargs["expireAfterSeconds"] = self.expire_after_seconds
+        return IndexModel(list(self.keys), **kwargs)
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    name: str
+    validator: dict[str, Any] | None
+    indexes: tuple[IndexSpec, ...] = ()
+    timeseries: dict[str, Any] | None = None
+
+
+# -- validator building blocks --------------------------------------------------------
+
+STR = {"bsonType": "string"}
+NSTR = {"bsonType": ["string", "null"]}
+DATE = {"bsonType": "date"}
+NDATE = {"bsonType": ["date", "null"]}
+INT = {"bsonType": ["int", "long"]}
+NUM = {"bsonType": ["int", "long", "double", "decimal"]}
+NNUM = {"bsonType": ["int", "long", "double", "decimal", "null"]}
+BOOL = {"bsonType": "bool"}
+OBJ = {"bsonType": "object"}
+STR_LIST = {"bsonType": "array", "items": {"bsonType": "string"}}
+NAME = {"bsonType": "string", "minLength": 1, "maxLength": 200}
+SYMBOL = {"bsonType": "string", "minLength": 1, "maxLength": 32}
+
+SYSTEM_PROPS = {"created_at": DATE, "updated_at": DATE, "version": {"bsonType": ["int", "long"], "minimum": 1}}
+SYSTEM_REQUIRED = ["created_at", "updated_at", "version"]
+
+
+def schema(
+    properties: dict[str, Any] | None = None,
+    required: list[str] | None = None,
+    *,
+    owned: bool = False,
+    system: bool = True,
+) -> dict[str, Any]:
+    """A `{"$jsonSchema": ...}` validator; `owned` adds a required string `owner_id`."""
+    props: dict[str, Any] = {}
+    req: list[str] = []
+    if system:
+        props.update(SYSTEM_PROPS)
+        req += SYSTEM_REQUIRED
+    if owned:
+        props["owner_id"] = {"bsonType": "string", "minLength": 1}
+        req.append("owner_id")
+    props.update(properties or {})
+    req += [r for r in (required or []) if r not in req]
+    body: dict[str, Any] = {"bsonType": "object", "properties": props}
+    if req:
+        body["required"] = req
+    return {"$jsonSchema": body}
+
+
+def by_owner(name: str, *extra: IndexSpec) -> tuple[IndexSpec, ...]:
+    """The compound index every owned listing uses: newest first per owner."""
+    return (IndexSpec((("owner_id", ASC), ("created_at", DESC)), f"{name}_owner_created"), *extra)
+
+
+def _owned(name: str, properties: dict[str, Any] | None = None, required: list[str] | None = None,
+           *indexes: IndexSpec) -> CollectionSpec:
+    return CollectionSpec(name, schema(properties, required, owned=True), by_owner(name, *indexes))
+
+
+COLLECTIONS: tuple[CollectionSpec, ...] = (
+    # User & auth
+    CollectionSpec(
+        "users",
+        schema({"email": {"bsonType": "string", "minLength": 3, "maxLength": 320, "pattern": "^[^@\\s]+@[^@\\s]+$"},
+                "display_name": NSTR, "roles": STR_LIST, "status": STR}, ["email"]),
+        (IndexSpec((("email", ASC),), "users_email_unique", unique=True),
+         IndexSpec((("created_at", DESC),), "users_created")),
+    ),
+    _owned("api_keys", {"key_hash": {"bsonType": "string", "minLength": 16}, "prefix": {"bsonType": "string", "minLength": 1},
+                        "name": NSTR, "scopes": STR_LIST, "revoked_at": NDATE, "last_used_at": NDATE, "expires_at": NDATE},
+           ["key_hash", "prefix"],
+           IndexSpec((("key_hash", ASC),), "api_keys_hash_unique", unique=True),
+           IndexSpec((("prefix", ASC),), "api_keys_prefix")),
+    _owned("user_profiles", {"display_name": NSTR, "bio": NSTR, "avatar_url": NSTR}, None,
+           IndexSpec((("owner_id", ASC),), "user_profiles_owner_unique", unique=True)),
+    _owned("user_preferences", {"preferences": OBJ}, None,
+           IndexSpec((("owner_id", ASC),), "user_preferences_owner_unique", unique=True)),
+    _owned("accounts", {"provider": STR, "provider_account_id": STR}, ["provider"],
+           IndexSpec((("provider", ASC), ("provider_account_id", ASC)), "accounts_provider")),
+    CollectionSpec(
+        "sessions", schema({"owner_id": STR, "expires_at": DATE}, ["owner_id", "expires_at"]),
+        (IndexSpec((("expires_at", ASC),), "sessions_ttl", expire_after_seconds=0),
+         IndexSpec((("owner_id", ASC),), "sessions_owner")),
+    ),
+    _owned("groups", {"name": NAME, "members": STR_LIST}, ["name"]),
+    # Workspaces & organization
+    _owned("workspaces", {"name": NAME, "name_key": NAME, "description": NSTR}, ["name", "name_key"],
+           IndexSpec((("owner_id", ASC), ("name_key", ASC)), "workspaces_owner_name_unique", unique=True)),
+    _owned("watchlists", {"name": NAME, "name_key": NAME, "symbols": STR_LIST, "workspace_id": NSTR},
+           ["name", "name_key", "symbols"],
+           IndexSpec((("owner_id", ASC), ("name_key", ASC)), "watchlists_owner_name_unique", unique=True)),
+    _owned("portfolios", {"name": NAME, "currency": {"bsonType": "string", "minLength": 3, "maxLength": 3},
+                          "description": NSTR}, ["name"]),
+    _owned("positions", {"portfolio_id": STR, "symbol": SYMBOL, "quantity": NUM, "cost_basis": NNUM},
+           ["portfolio_id", "symbol", "quantity"],
+           IndexSpec((("owner_id", ASC), ("portfolio_id", ASC), ("symbol", ASC)), "positions_owner_portfolio_symbol")),
+    # Market data
+    CollectionSpec(
+        "market_data",
+        schema({"symbol": SYMBOL, "interval": STR, "ts": DATE, "open": NNUM, "high": NNUM, "low": NNUM,
+                "close": NUM, "volume": NNUM}, ["symbol", "interval", "ts", "close"], system=False),
+        (IndexSpec((("symbol", ASC), ("interval", ASC), ("ts", ASC)), "market_data_symbol_interval_ts_unique", unique=True),),
+    ),
+    CollectionSpec(
+        "symbols",
+        schema({"symbol": {"bsonType": "string", "minLength": 1, "maxLength": 32, "pattern": "^[A-Z0-9.^=\\-]+$"},
+                "name": {"bsonType": "string", "minLength": 1}, "exchange": STR, "type": STR,
+                "currency": STR}, ["symbol", "name"]),
+        (IndexSpec((("symbol", ASC),), "symbols_symbol_unique", unique=True),
+         IndexSpec((("type", ASC), ("symbol", ASC)), "symbols_type")),
+    ),
+    CollectionSpec(
+        "market_snapshots", schema({"key": STR, "symbol": NSTR, "data": OBJ, "expires_at": DATE},
+                                   ["key", "data", "expires_at"], system=False),
+        (IndexSpec((("expires_at", ASC),), "market_snapshots_ttl", expire_after_seconds=0),
+         IndexSpec((("key", ASC),), "market_snapshots_key_unique", unique=True)),
+    ),
+    CollectionSpec(
+        "technical_indicators", schema({"symbol": SYMBOL, "indicator": STR, "interval": NSTR}, ["symbol", "indicator"]),
+        (IndexSpec((("symbol", ASC), ("indicator", ASC), ("interval", ASC)), "technical_indicators_lookup"),),
+    ),
+    # Analysis & reports
+    CollectionSpec(
+        "fundamental_analysis", schema({"symbol": SYMBOL, "owner_id": NSTR}, ["symbol"]),
+        (IndexSpec((("symbol", ASC), ("created_at", DESC)), "fundamental_analysis_symbol_created"),),
+    ),
+    _owned("analyses", {"symbol": NSTR, "kind": NSTR}),
+    _owned("reports", {"title": NSTR, "symbol": NSTR}),
+    _owned("investment_reports", {"title": NSTR, "symbols": STR_LIST}),
+    # Investment management
+    _owned("investment_ideas", {"title": NAME, "symbol": NSTR, "thesis": NSTR, "tags": STR_LIST, "status": NSTR},
+           ["title"], IndexSpec((("owner_id", ASC), ("symbol", ASC)), "investment_ideas_owner_symbol")),
+    _owned("investment_styles", {"name": NAME}, ["name"]),
+    _owned("strategies", {"name": NAME}, ["name"]),
+    _owned("rules_policies", {"name": NAME}, ["name"]),
+    _owned("trades", {"symbol": SYMBOL, "side": {"enum": ["buy", "sell"]}, "quantity": NUM, "price": NNUM,
+                      "executed_at": NDATE}, ["symbol", "side", "quantity"],
+           IndexSpec((("owner_id", ASC), ("symbol", ASC), ("executed_at", DESC)), "trades_owner_symbol_executed")),
+    # Collaboration
+    _owned("chats", {"title": NSTR, "messages": {"bsonType": "array", "items": {
+        "bsonType": "object", "required": ["role", "content"],
+        "properties": {"role": {"enum": ["system", "user", "assistant", "tool"]}, "content": STR}}}},
+        None, IndexSpec((("owner_id", ASC), ("updated_at", DESC)), "chats_owner_updated")),
+    _owned("notes", {"title": NSTR, "content": NSTR, "tags": STR_LIST, "symbol": NSTR}, None,
+           IndexSpec((("owner_id", ASC), ("tags", ASC)), "notes_owner_tags"),
+           IndexSpec((("owner_id", ASC), ("symbol", ASC)), "notes_owner_symbol")),
+    _owned("tasks", {"title": NAME, "status": NSTR, "due_at": NDATE}, ["title"]),
+    _owned("notifications", {"message": STR, "kind": NSTR, "read": BOOL}, ["message"],
+           IndexSpec((("owner_id", ASC), ("read", ASC), ("created_at", DESC)), "notifications_owner_unread")),
+    CollectionSpec(
+        "news_events", schema({"symbol": NSTR, "title": STR, "url": NSTR, "published_at": NDATE}, ["title"]),
+        (IndexSpec((("symbol", ASC), ("published_at", DESC)), "news_events_symbol_published"),),
+    ),
+    # Infrastructure
+    CollectionSpec("schema_migrations", None),
+)
+
+SPECS: dict[str, CollectionSpec] = {c.name: c for c in COLLECTIONS}
+KNOWN_COLLECTIONS: tuple[str, ...] = tuple(SPECS)
+
+MARKET_DATA_TIMESERIES = {"timeField": "ts", "metaField": "symbol", "granularity": "hours"}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _is_unsupported(exc: Exception) -> bool:
+    code = getattr(exc, "code", None)
+    text = str(exc).lower()
+    return code in (59, 115) or "unsupported" in text or "not supported" in text or "no such command" in text
+
+
+class SchemaManager:
+    """Creates collections with validators and indexes; idempotent (a second run changes nothing).
+
+    `market_data` is a regular collection with a unique (symbol, interval, ts) index by
+    default: time-series collections cannot carry unique indexes, and the daily-bar
+    bulk upsert relies on one to stay idempotent. Pass `use_timeseries=True` to opt in.
+    """
+
+    def __init__(self, db: Database, *, specs: tuple[CollectionSpec, ...] = COLLECTIONS,
+                 use_timeseries: bool = False, logger: logging.Logger | None = None) -> None:
+        self._db = db
+        self._specs = specs
+        self._use_timeseries = use_timeseries
+        self.logger = logger or logging.getLogger(f"{__name__}.SchemaManager")
+
+    def discover_collections(self) -> tuple[dict[str, dict[str, Any]], bool]:
+        """({name: info}, fallback_used). Follows the conventions' listCollections-with-fallback pattern."""
+        from pymongo.errors import OperationFailure
+
+        try:
+            result = self._db.command("listCollections")
+            batch = result["cursor"]["firstBatch"]
+            return {c["name"]: c for c in batch}, False
+        except OperationFailure:
+            # Unauthorized (code 13) and friends: restricted users may not list collections.
+            self.logger.warning("Unauthorized to list collections; assuming known collections exist")
+            return {name: {"name": name, "options": {}} for name in KNOWN_COLLECTIONS}, True
+
+    def _spec_options(self, spec: CollectionSpec) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        if spec.validator is not None:
+            opts.update(validator=spec.validator, validationLevel="moderate", validationAction="error")
+        if spec.name == "market_data" and self._use_timeseries:
+            opts["timeseries"] = MARKET_DATA_TIMESERIES
+        return opts
+
+    def plan(self) -> dict[str, Any]:
+        """What `setup_all_collections()` would do, without changing anything."""
+        existing, fallback = self.discover_collections()
+        missing = [s.name for s in self._specs if s.name not in existing]
+        stale = [s.name for s in self._specs if s.name in existing and s.validator is not None and not fallback
+                 and _canonical(existing[s.name].get("options", {}).get("validator")) != _canonical(s.validator)]
+        missing_indexes: list[str] = []
+        for spec in self._specs:
+            have = set() if spec.name not in existing else set(self._index_names(spec.name))
+            missing_indexes += [f"{spec.name}.{i.name}" for i in spec.indexes if i.name not in have]
+        return {"create_collections": missing, "update_validators": stale, "create_indexes": missing_indexes,
+                "discovery_fallback": fallback}
+
+    def _index_names(self, name: str) -> list[str]:
+        return [ix["name"] for ix in self._db[name].list_indexes()]
+
+    def ensure_collection(self, spec: CollectionSpec, info: dict[str, Any] | None, fallback: bool) -> str:
+        """Create `spec` or bring its validator up to date; returns what was done."""
+        from pymongo.errors import CollectionInvalid, OperationFailure
+
+        options = self._spec_options(spec)
+        if info is None:
+            try:
+                self._db.create_collection(spec.name, **options)
+                return "created"
+            except CollectionInvalid:
+                return "exists"  # created concurrently by another process
+            except OperationFailure as exc:
+                if exc.code == 48:  # NamespaceExists
+                    return "exists"
+                raise
+        if spec.validator is None:
+            return "unchanged"
+        current = (info.get("options") or {}).get("validator")
+        if not fallback and _canonical(current) == _canonical(spec.validator):
+            return "unchanged"
+        try:
+            self._db.command("collMod", spec.name, validator=spec.validator,
+                             validationLevel="moderate", validationAction="error")
+            return "validator_updated"
+        except OperationFailure as exc:
+            if not _is_unsupported(exc) and exc.code != 13:
+                raise
+        # collMod unsupported (e.g. the embedded store) or not allowed: recreate only when empty.
+        if not fallback and self._db[spec.name].count_documents({}, limit=1) == 0:
+            self._db.drop_collection(spec.name)
+            self._db.create_collection(spec.name, **options)
+            return "recreated"
+        self.logger.warning("cannot update validator of %s (collMod unavailable); keeping the existing one", spec.name)
+        return "validator_skipped"
+
+    def ensure_indexes(self, spec: CollectionSpec) -> list[str]:
+        """Create the missing indexes of `spec`; returns their names. An existing index is never dropped."""
+        from pymongo.errors import OperationFailure
+
+        if not spec.indexes:
+            return []
+        have = set(self._index_names(spec.name))
+        created = []
+        for index in spec.indexes:
+            if index.name in have:
+                continue
+            try:
+                self._db[spec.name].create_indexes([index.model()])
+                created.append(index.name)
+            except OperationFailure as exc:
+                if exc.code in (85, 86):  # same keys under another name/options: leave it
+                    self.logger.warning("index %s.%s conflicts with an existing index; skipped", spec.name, index.name)
+                    continue
+                raise
+        return created
+
+    def setup_all_collections(self) -> dict[str, Any]:
+        """Ensure every collection, validator and index. Returns a summary of changes."""
+        existing, fallback = self.discover_collections()
+        summary: dict[str, Any] = {"created": [], "validator_updated": [], "recreated": [],
+                                   "validator_skipped": [], "indexes_created": [], "discovery_fallback": fallback}
+        for spec in self._specs:
+            action = self.ensure_collection(spec, existing.get(spec.name), fallback)
+            if action in summary:
+                summary[action].append(spec.name)
+            summary["indexes_created"] += [f"{spec.name}.{n}" for n in self.ensure_indexes(spec)]
+        summary["changed"] = bool(summary["created"] or summary["validator_updated"] or summary["recreated"]
+                                  or summary["indexes_created"])
+        return summary

@@ -1,0 +1,1 @@
+"""Market-data provider adapters. Import the concrete modules directly; none is imported here."""

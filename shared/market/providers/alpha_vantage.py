@@ -1,0 +1,318 @@
+"""Alpha Vantage over HTTP (httpx).
+
+Every value arrives as a string; errors arrive as HTTP 200 bodies with ``Information``
+(throttle, current), ``Note`` (throttle, legacy) or ``Error Message`` (bad call / unknown
+symbol). The free tier allows 25 requests a day: usage is counted per UTC day in the cache
+and calls stop at the configured quota. The ``apikey`` never reaches a log line or an
+exception message: httpx's request logs are redacted and upstream texts are scrubbed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from datetime import date, datetime, timezone
+from typing import Any, Callable
+
+from shared.errors import MarketDataUnavailable, NotFound, UpstreamError, UpstreamRateLimited
+from shared.market.models import Bar, Fundamentals, History, News, NewsItem, Provenance, Quote, SymbolMatch
+from shared.market.periods import date_range
+from shared.market.providers._util import integer, num, to_datetime
+from shared.market.protocols import CacheLike, ProviderUnsupported
+
+NAME = "alpha_vantage"
+logger = logging.getLogger(__name__)
+
+_APIKEY_RE = re.compile(r"(apikey=)[^&\s\"'#]+", re.IGNORECASE)
+_THROTTLE_RE = re.compile(r"rate limit|requests per|call frequency|spreading out|requests? (?:a|per) (?:day|minute)", re.IGNORECASE)
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """Remove ``apikey=...`` query values and any literal occurrence of ``secret`` from ``text``."""
+    out = _APIKEY_RE.sub(r"\1***", text)
+    if secret:
+        out = out.replace(secret, "***")
+    return out
+
+
+class _RedactFilter(logging.Filter):
+    """Scrubs apikey values from records of the loggers httpx/httpcore write request URLs to."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001 - never break logging
+            return True
+        if "apikey" in msg.lower():
+            record.msg, record.args = redact(msg), None
+        return True
+
+
+_FILTER = _RedactFilter()
+_filter_lock = threading.Lock()
+
+
+def install_log_redaction() -> None:
+    """Attach the redaction filter to httpx/httpcore loggers (idempotent)."""
+    with _filter_lock:
+        for name in ("httpx", "httpcore", "httpcore.http11", "httpcore.connection"):
+            lg = logging.getLogger(name)
+            if _FILTER not in lg.filters:
+                lg.addFilter(_FILTER)
+
+
+def _prov(fetched_at: datetime, as_of: datetime | None) -> Provenance:
+    return Provenance(source=NAME, as_of=as_of, fetched_at=fetched_at)
+
+
+# -- normalisers (pure) --------------------------------------------------------------------
+def check_payload(payload: Any, symbol: str | None = None, secret: str | None = None) -> dict[str, Any]:
+    """Raise our error for Alpha Vantage's in-band errors; return the payload when it is data.
+
+    - ``Note`` or a throttling ``Information`` -> UpstreamRateLimited (opens the breaker)
+    - ``Information`` about premium endpoints or anything else -> MarketDataUnavailable
+    - ``Error Message`` -> NotFound (we only send well-formed calls, so it means the symbol)
+    """
+    if not isinstance(payload, dict):
+        raise MarketDataUnavailable("Alpha Vantage returned an unexpected body", provider=NAME)
+    if "Note" in payload:
+        raise UpstreamRateLimited("Alpha Vantage throttled the request", provider=NAME)
+    info = payload.get("Information")
+    if isinstance(info, str) and len(payload) <= 2:
+        if _THROTTLE_RE.search(info):
+            raise UpstreamRateLimited("Alpha Vantage rate limit reached", provider=NAME)
+        if "premium" in info.lower():
+            raise MarketDataUnavailable("That Alpha Vantage endpoint needs a premium plan", provider=NAME)
+        if "invalid inputs" in info.lower() and symbol:
+            raise NotFound(f"Unknown symbol {symbol}", extra={"symbol": symbol})
+        raise MarketDataUnavailable(f"Alpha Vantage: {redact(info, secret)[:200]}", provider=NAME)
+    if "Error Message" in payload:
+        raise NotFound(f"Unknown symbol {symbol}" if symbol else "Alpha Vantage rejected the call", extra={"symbol": symbol} if symbol else None)
+    return payload
+
+
+def normalize_quote(symbol: str, payload: dict[str, Any], fetched_at: datetime) -> Quote:
+    """GLOBAL_QUOTE; an empty ``Global Quote`` object means an unknown symbol."""
+    check_payload(payload, symbol)
+    q = payload.get("Global Quote") or {}
+    price = num(q.get("05. price"))
+    if not q or price is None:
+        raise NotFound(f"Unknown symbol {symbol}", extra={"symbol": symbol})
+    day = to_datetime(q.get("07. latest trading day"))
+    return Quote(
+        symbol=(q.get("01. symbol") or symbol).upper(),
+        price=price,
+        change=num(q.get("09. change")),
+        change_percent=num(q.get("10. change percent")),
+        previous_close=num(q.get("08. previous close")),
+        open=num(q.get("02. open")),
+        day_high=num(q.get("03. high")),
+        day_low=num(q.get("04. low")),
+        volume=integer(q.get("06. volume")),
+        provenance=_prov(fetched_at, day),
+    )
+
+
+def normalize_daily(symbol: str, payload: dict[str, Any], fetched_at: datetime, first: date | None = None, last: date | None = None) -> History:
+    """TIME_SERIES_DAILY, optionally cut to [first, last]; nothing left -> MarketDataUnavailable."""
+    check_payload(payload, symbol)
+    series = payload.get("Time Series (Daily)")
+    if not isinstance(series, dict):
+        raise MarketDataUnavailable(f"Alpha Vantage returned no daily series for {symbol}", provider=NAME)
+    bars = []
+    for day, row in series.items():
+        d = date.fromisoformat(day)
+        if (first and d < first) or (last and d > last):
+            continue
+        close = num(row.get("4. close"))
+        if close is None:
+            continue
+        bars.append(Bar(ts=datetime(d.year, d.month, d.day, tzinfo=timezone.utc), open=num(row.get("1. open")) or close,
+                        high=num(row.get("2. high")) or close, low=num(row.get("3. low")) or close, close=close,
+                        volume=integer(row.get("5. volume"))))
+    if not bars:
+        raise MarketDataUnavailable(f"Alpha Vantage has no bars for {symbol} in that range", provider=NAME)
+    bars.sort(key=lambda b: b.ts)
+    return History(symbol=symbol, interval="1d", bars=bars, provenance=_prov(fetched_at, bars[-1].ts))
+
+
+def normalize_overview(symbol: str, payload: dict[str, Any], fetched_at: datetime) -> Fundamentals:
+    """OVERVIEW; an empty object means an unknown symbol. DividendYield is already a fraction."""
+    check_payload(payload, symbol)
+    if not payload or not payload.get("Symbol"):
+        raise NotFound(f"Unknown symbol {symbol}", extra={"symbol": symbol})
+
+    def s(key: str) -> str | None:
+        v = payload.get(key)
+        return v if v not in (None, "", "None", "-") else None
+
+    return Fundamentals(
+        symbol=payload["Symbol"].upper(),
+        name=s("Name"), sector=s("Sector"), industry=s("Industry"), exchange=s("Exchange"),
+        currency=(s("Currency") or "USD").upper(),
+        market_cap=num(payload.get("MarketCapitalization")),
+        pe_ratio=num(payload.get("PERatio")), forward_pe=num(payload.get("ForwardPE")),
+        eps=num(payload.get("EPS")), dividend_yield=num(payload.get("DividendYield")),
+        beta=num(payload.get("Beta")), profit_margin=num(payload.get("ProfitMargin")),
+        operating_margin=num(payload.get("OperatingMarginTTM")), revenue=num(payload.get("RevenueTTM")),
+        week52_high=num(payload.get("52WeekHigh")), week52_low=num(payload.get("52WeekLow")),
+        description=s("Description"),
+        provenance=_prov(fetched_at, to_datetime(s("LatestQuarter"))),
+    )
+
+
+def normalize_news(symbol: str, payload: dict[str, Any], fetched_at: datetime, limit: int = 10) -> News:
+    """NEWS_SENTIMENT; sentiment is the ticker-specific score when present, else the overall one."""
+    check_payload(payload, symbol)
+    feed = payload.get("feed")
+    if not isinstance(feed, list):
+        raise MarketDataUnavailable(f"Alpha Vantage returned no news feed for {symbol}", provider=NAME)
+    items = []
+    for art in feed:
+        title = (art.get("title") or "").strip()
+        if not title:
+            continue
+        sentiment = num(art.get("overall_sentiment_score"))
+        for ts in art.get("ticker_sentiment") or []:
+            if str(ts.get("ticker", "")).upper() == symbol:
+                sentiment = num(ts.get("ticker_sentiment_score"))
+                break
+        url = art.get("url")
+        items.append(NewsItem(
+            id=hashlib.sha1((url or title).encode()).hexdigest()[:16], symbol=symbol, title=title,
+            summary=art.get("summary") or None, publisher=art.get("source") or None, url=url,
+            published_at=to_datetime(art.get("time_published")), sentiment=sentiment,
+        ))
+    items.sort(key=lambda n: n.published_at or datetime.min.replace(tzinfo=timezone.utc), reverse=True)
+    items = items[:limit]
+    return News(symbol=symbol, items=items, provenance=_prov(fetched_at, items[0].published_at if items else None))
+
+
+_AV_TYPES = {"equity": "equity", "etf": "etf", "mutual fund": "mutualfund", "index": "index"}
+
+
+def normalize_search(payload: dict[str, Any], limit: int = 10) -> list[SymbolMatch]:
+    """SYMBOL_SEARCH ``bestMatches``."""
+    check_payload(payload)
+    out = []
+    for m in (payload.get("bestMatches") or [])[:limit]:
+        sym = m.get("1. symbol")
+        if not sym:
+            continue
+        out.append(SymbolMatch(symbol=sym.upper(), name=m.get("2. name") or sym,
+                               exchange=m.get("4. region"), type=_AV_TYPES.get((m.get("3. type") or "").lower(), (m.get("3. type") or "").lower() or None),
+                               currency=m.get("8. currency"), score=num(m.get("9. matchScore"))))
+    return out
+
+
+# -- adapter ---------------------------------------------------------------------------------
+class AlphaVantageProvider:
+    """Alpha Vantage adapter; daily bars only (intraday is premium), one HTTP call per method call."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        cache: CacheLike,
+        base_url: str = "https://www.alphavantage.co/query",
+        daily_quota: int = 25,
+        timeout_s: float = 10.0,
+        transport: Any = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("Alpha Vantage needs an API key")
+        self._key = api_key
+        self._cache = cache
+        self._base_url = base_url
+        self._quota = int(daily_quota)
+        self._timeout = timeout_s
+        self._transport = transport
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._client: Any = None
+        self._lock = threading.Lock()
+        install_log_redaction()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"AlphaVantageProvider(base_url={self._base_url!r}, daily_quota={self._quota})"
+
+    def _http(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(timeout=self._timeout, transport=self._transport)
+            return self._client
+
+    def quota_key(self) -> str:
+        return self._cache.key("market", "av_quota", self._clock().astimezone(timezone.utc).date().isoformat())
+
+    def used_today(self) -> int:
+        v = self._cache.get_json(self.quota_key())
+        return int(v) if isinstance(v, (int, float, str)) and str(v).isdigit() else 0
+
+    def _reserve(self) -> None:
+        """Count one request against today's quota; refuse (429 upstream) once it is used up."""
+        used = self._cache.incr(self.quota_key(), 1, ttl=2 * 86400)
+        if used > self._quota:
+            raise UpstreamRateLimited(f"Alpha Vantage daily quota of {self._quota} requests is used up", provider=NAME)
+
+    def _get(self, function: str, subject: str | None, **params: Any) -> dict[str, Any]:
+        self._reserve()
+        import httpx
+
+        query = {"function": function, **params, "apikey": self._key}
+        try:
+            resp = self._http().get(self._base_url, params=query)
+        except httpx.TimeoutException:
+            raise UpstreamError("Alpha Vantage timed out", provider=NAME) from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"Alpha Vantage request failed ({type(exc).__name__})", provider=NAME) from None
+        if resp.status_code == 429:
+            raise UpstreamRateLimited("Alpha Vantage rate limited us", provider=NAME)
+        if resp.status_code >= 400:
+            raise UpstreamError(f"Alpha Vantage answered HTTP {resp.status_code}", provider=NAME)
+        try:
+            payload = resp.json()
+        except ValueError:
+            raise MarketDataUnavailable("Alpha Vantage returned a body that is not JSON", provider=NAME) from None
+        return check_payload(payload, subject, self._key)
+
+    def get_quote(self, symbol: str) -> Quote:
+        return normalize_quote(symbol, self._get("GLOBAL_QUOTE", symbol, symbol=symbol), self._clock())
+
+    def get_history(self, symbol: str, *, period: str = "1mo", interval: str = "1d", start: date | None = None, end: date | None = None) -> History:
+        if interval != "1d":
+            # Only daily bars on the free tier; the manager falls back to the next provider.
+            raise ProviderUnsupported(f"Alpha Vantage serves daily bars only, not {interval}")
+        today = self._clock().date()
+        first, last = date_range(period, today, start, end)
+        # compact = the latest 100 sessions (~140 calendar days); full is a premium feature.
+        if (today - first).days > 140:
+            raise ProviderUnsupported("Alpha Vantage's free tier serves the last 100 sessions only")
+        payload = self._get("TIME_SERIES_DAILY", symbol, symbol=symbol, outputsize="compact")
+        if start is None and end is None and period in ("1d", "5d"):
+            # The last 1/5 sessions, even before today's open (as Yahoo answers).
+            hist = normalize_daily(symbol, payload, self._clock(), None, last)
+            return hist.model_copy(update={"bars": hist.bars[-int(period[0]):]})
+        return normalize_daily(symbol, payload, self._clock(), first, last)
+
+    def get_fundamentals(self, symbol: str) -> Fundamentals:
+        return normalize_overview(symbol, self._get("OVERVIEW", symbol, symbol=symbol), self._clock())
+
+    def get_news(self, symbol: str, limit: int = 10) -> News:
+        payload = self._get("NEWS_SENTIMENT", symbol, tickers=symbol, limit=max(limit, 10), sort="LATEST")
+        return normalize_news(symbol, payload, self._clock(), limit)
+
+    def search_symbols(self, query: str, limit: int = 10) -> list[SymbolMatch]:
+        return normalize_search(self._get("SYMBOL_SEARCH", None, keywords=query), limit)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None

@@ -1,0 +1,1 @@
+"""Request/response models of the user-data domains (`XCreate / XUpdate / XPublic / XPage`)."""

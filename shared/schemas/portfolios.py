@@ -1,0 +1,115 @@
+"""Portfolio, position and valuation models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from shared.http.schemas import Page, StrictModel
+from shared.market.models import Provenance
+from shared.schemas.common import Currency, Description, Name, PatchModel, ResourcePublic, Symbol
+
+
+class PortfolioCreate(StrictModel):
+    name: Name
+    currency: Currency = "USD"
+    description: Description | None = None
+
+
+class PortfolioUpdate(PatchModel):
+    non_nullable = ("name", "currency")
+
+    name: Name | None = None
+    currency: Currency | None = None
+    description: Description | None = None
+
+
+class PortfolioPublic(ResourcePublic):
+    name: str
+    currency: str = "USD"
+    description: str | None = None
+
+
+PortfolioPage = Page[PortfolioPublic]
+
+_QTY = Field(gt=0, le=1e12, description="Number of units held (> 0)")
+_COST = Field(ge=0, le=1e12, description="Average cost per unit in `currency` (>= 0)")
+
+
+class PositionCreate(StrictModel):
+    symbol: Symbol
+    quantity: float = _QTY
+    cost_basis: float = _COST
+    currency: Currency = "USD"
+
+
+class PositionUpdate(PatchModel):
+    non_nullable = ("quantity", "cost_basis", "currency")
+
+    quantity: float | None = Field(None, gt=0, le=1e12)
+    cost_basis: float | None = Field(None, ge=0, le=1e12)
+    currency: Currency | None = None
+
+
+class PositionPublic(ResourcePublic):
+    portfolio_id: str
+    symbol: str
+    quantity: float
+    cost_basis: float | None = None
+    currency: str = "USD"
+
+
+PositionPage = Page[PositionPublic]
+
+
+class QuoteFailure(BaseModel):
+    """Why a position has no price: the problem the market-data layer reported for its symbol."""
+
+    status: int
+    type: str
+    title: str
+    detail: str | None = None
+
+    @classmethod
+    def of(cls, err: Any) -> "QuoteFailure":
+        """From an ApiError or a market QuoteError (both carry status, type slug, title, detail)."""
+        slug = str(err.type)
+        return cls(status=err.status, type=slug if slug.startswith("/") else f"/problems/{slug}",
+                   title=err.title, detail=err.detail)
+
+
+class PositionValuation(BaseModel):
+    position_id: str
+    symbol: str
+    quantity: float
+    cost_basis: float | None = None
+    currency: str
+    price: float | None = None
+    quote_currency: str | None = None
+    market_value: float | None = None
+    cost_value: float | None = None
+    unrealized_pl: float | None = None
+    day_change: float | None = None
+    included_in_totals: bool = False
+    note: str | None = None
+    provenance: Provenance | None = None
+    error: QuoteFailure | None = None
+
+
+class PortfolioValuation(BaseModel):
+    """Totals cover only positions priced in the portfolio currency; failed quotes are listed, never defaulted."""
+
+    portfolio_id: str
+    name: str
+    currency: str
+    status: Literal["complete", "partial", "unavailable", "empty"]
+    as_of: datetime
+    market_value: float | None = None
+    cost_value: float | None = None
+    unrealized_pl: float | None = None
+    day_change: float | None = None
+    priced_positions: int = 0
+    failed_positions: int = 0
+    positions: list[PositionValuation] = Field(default_factory=list)

@@ -1,0 +1,104 @@
+"""Watchlists: CRUD, names unique per owner, symbols validated against the known symbols."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.schemas.common import MAX_SYMBOLS
+from shared.schemas.watchlists import WatchlistCreate, WatchlistPage, WatchlistPublic, WatchlistUpdate
+from shared.services._owned import patch
+from shared.services.base import BaseService
+from shared.services.protocols import SymbolProvider, WorkspaceProvider
+from shared.services.symbols import canonical_symbol
+
+
+class WatchlistService(BaseService):
+    """Scoped to `owner_id`; unknown symbols and foreign workspace ids are 422, never stored."""
+
+    def __init__(self, *, watchlist_repository: Any, symbol_provider: SymbolProvider,
+                 workspace_provider: WorkspaceProvider | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._repo = watchlist_repository
+        self._symbols = symbol_provider
+        self._workspaces = workspace_provider
+
+    def health_check(self) -> tuple[bool, dict[str, Any]]:
+        return self._dependencies_health_report(
+            required={"watchlist_repository": self._repo},
+            optional={"symbols": self._symbols if hasattr(self._symbols, "health_check") else None},
+        )
+
+    def list_watchlists(self, owner_id: str, *, limit: int = 20, cursor: str | None = None) -> WatchlistPage:
+        items, next_cursor = self._repo.find_many(owner_id, limit=limit, cursor=cursor)
+        return WatchlistPage(items=[WatchlistPublic.model_validate(d) for d in items], next_cursor=next_cursor)
+
+    def create_watchlist(self, owner_id: str, data: WatchlistCreate) -> WatchlistPublic:
+        self._ensure_name_free(owner_id, data.name)
+        doc = data.model_dump()
+        doc["symbols"] = self._validated_symbols(data.symbols)
+        self._check_workspace(owner_id, data.workspace_id)
+        return WatchlistPublic.model_validate(self._repo.insert_one(owner_id, doc))
+
+    def get_watchlist(self, owner_id: str, watchlist_id: str) -> WatchlistPublic:
+        return WatchlistPublic.model_validate(self._repo.get(owner_id, watchlist_id))
+
+    def update_watchlist(self, owner_id: str, watchlist_id: str, data: WatchlistUpdate,
+                         expected_version: int | None = None) -> WatchlistPublic:
+        changes = data.changes()
+        if changes.get("name") is not None:
+            self._ensure_name_free(owner_id, changes["name"], except_id=watchlist_id)
+        if "symbols" in changes:
+            changes["symbols"] = self._validated_symbols(changes["symbols"])
+        if changes.get("workspace_id") is not None:
+            self._check_workspace(owner_id, changes["workspace_id"])
+        return WatchlistPublic.model_validate(patch(self._repo, owner_id, watchlist_id, changes, expected_version))
+
+    def delete_watchlist(self, owner_id: str, watchlist_id: str, expected_version: int | None = None) -> None:
+        self._repo.delete_one(owner_id, watchlist_id, expected_version)
+
+    def add_symbol(self, owner_id: str, watchlist_id: str, symbol: str) -> WatchlistPublic:
+        """Idempotent: adding a symbol already in the list changes nothing but the version."""
+        current = self._repo.get(owner_id, watchlist_id)  # 404 before 422: the list must be the caller's
+        sym = self._validated_symbols([symbol])[0]
+        if sym not in current.get("symbols", []) and len(current.get("symbols", [])) >= MAX_SYMBOLS:
+            raise ValidationFailed("Watchlist is full", errors={"symbol": [f"At most {MAX_SYMBOLS} symbols per watchlist"]})
+        return WatchlistPublic.model_validate(self._repo.add_symbol(owner_id, watchlist_id, sym))
+
+    def remove_symbol(self, owner_id: str, watchlist_id: str, symbol: str) -> None:
+        """NotFound when the list is not the caller's or does not contain the symbol."""
+        sym = str(symbol).strip().upper()
+        current = self._repo.get(owner_id, watchlist_id)
+        if sym not in current.get("symbols", []):
+            raise NotFound(f"{sym} is not in this watchlist")
+        self._repo.remove_symbol(owner_id, watchlist_id, sym)
+
+    # ------------------------------------------------------------ helpers
+
+    def _validated_symbols(self, symbols: Iterable[str]) -> list[str]:
+        out: list[str] = []
+        unknown: list[str] = []
+        for raw in symbols:
+            sym = canonical_symbol(raw)
+            if sym in out:
+                continue
+            if self._symbols.find_symbol(sym) is None:
+                unknown.append(sym)
+            out.append(sym)
+        if unknown:
+            raise ValidationFailed(f"Unknown symbol{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}",
+                                   errors={"symbol": [f"Unknown symbol {s}" for s in unknown]})
+        return out
+
+    def _check_workspace(self, owner_id: str, workspace_id: str | None) -> None:
+        if workspace_id is None or self._workspaces is None:
+            return
+        try:
+            self._workspaces.get_workspace(owner_id, workspace_id)
+        except NotFound:
+            raise ValidationFailed("Unknown workspace", errors={"workspace_id": ["No such workspace"]}) from None
+
+    def _ensure_name_free(self, owner_id: str, name: str, except_id: str | None = None) -> None:
+        existing = self._repo.find_by_name(owner_id, name)
+        if existing is not None and existing["id"] != except_id:
+            raise Conflict("Watchlist name already exists", extra={"field": "name"})

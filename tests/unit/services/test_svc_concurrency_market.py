@@ -1,0 +1,63 @@
+import pytest
+
+from shared.errors import Conflict, MarketDataUnavailable, NotFound
+from shared.schemas.workspaces import WorkspaceCreate, WorkspaceUpdate
+from shared.services.market_access import DeferredMarket
+from shared.services.workspaces import WorkspaceService
+from svc_fakes import FakeQuotes
+
+
+class RacingCollection:
+    """A collection where another writer bumps the document between our read and our write (once)."""
+
+    def __init__(self, collection):
+        self._c = collection
+        self.raced = False
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+    def find_one_and_update(self, query, update, **kw):
+        if not self.raced:
+            self.raced = True
+            self._c.update_one({"_id": query["_id"]}, {"$inc": {"version": 1}, "$set": {"name": "theirs"}})
+        return self._c.find_one_and_update(query, update, **kw)
+
+
+def test_concurrent_update_without_if_match_is_conflict(repos):
+    repo = repos.get_workspace_repository()
+    svc = WorkspaceService(workspace_repository=repo)
+    ws = svc.create_workspace("u1", WorkspaceCreate(name="A"))
+    repo._collection = RacingCollection(repo._collection)
+    with pytest.raises(Conflict):
+        svc.update_workspace("u1", ws.id, WorkspaceUpdate(name="mine"))
+    assert svc.get_workspace("u1", ws.id).name == "theirs"  # the other write is not lost
+
+
+def test_deferred_market_resolves_lazily_and_translates_build_failures():
+    calls = []
+
+    def resolve():
+        calls.append(1)
+        return FakeQuotes({"AAPL": 1.0})
+
+    market = DeferredMarket(resolve)
+    assert calls == []  # nothing built until used
+    assert market.get_quotes(["AAPL"])[0].price == 1.0
+    assert market.health_check()[0] is True
+
+    def broken():
+        raise ImportError("market stack missing")
+
+    down = DeferredMarket(broken)
+    with pytest.raises(MarketDataUnavailable):
+        down.get_quotes(["AAPL"])
+    assert down.health_check()[0] is False
+
+
+def test_deferred_market_passes_our_errors_through():
+    def not_found():
+        raise NotFound("x")
+
+    with pytest.raises(NotFound):
+        DeferredMarket(not_found).get_symbol("AAPL")
