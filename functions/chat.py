@@ -8,12 +8,26 @@ import azure.functions as func
 import orjson
 from starlette.responses import StreamingResponse
 
-from shared.http import RequestContext, route
+from shared.http import RequestContext, openapi, route
 from shared.http.schemas import PageQuery
 from shared.schemas.chat import ChatDetail, ChatPage, ChatPath, ChatRequest, ChatResponse
 
 bp = func.Blueprint()
 TAGS = ("chat",)
+
+
+def _document_configured_providers(doc: dict, settings) -> None:
+    """`provider` accepts the configured providers only: say so in the document."""
+    from shared.ai import ModelFactory
+
+    configured = ModelFactory(settings).configured_providers()
+    prop = doc["components"]["schemas"]["ChatRequest"]["properties"]["provider"]
+    prop.clear()
+    prop.update({"anyOf": [{"enum": configured}, {"type": "null"}], "default": None,
+                 "description": "A configured model provider; omit for your preference or the default"})
+
+
+openapi.CUSTOMIZERS.append(_document_configured_providers)
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 _DONE = object()
 
@@ -107,7 +121,7 @@ async def chat(req, ctx: RequestContext):
     return await ctx.run(ctx.services.chat.chat, ctx.user.id, b.message, b.conversation_id, b.provider, b.temperature)
 
 
-@route(bp, "v1/chat/stream", methods=["POST"], body=ChatRequest, response=str, rate_group="chat", tags=TAGS,
+@route(bp, "v1/chat/stream", methods=["POST"], body=ChatRequest, rate_group="chat", tags=TAGS,
        errors=(404, 429, 502), stream_media_type="text/event-stream")
 async def chat_stream(req, ctx: RequestContext):
     """Stream the answer as Server-Sent Events.

@@ -30,7 +30,7 @@ def _asset_dir() -> Path:
 async def openapi_document(req, ctx: RequestContext):
     """The OpenAPI 3.1 document of this API."""
     if "openapi" not in _cache:
-        doc = build_openapi(registry, title="StockAgent API", version=ctx.settings.app.version)
+        doc = build_openapi(registry, title="StockAgent API", version=ctx.settings.app.version, settings=ctx.settings)
         _cache["openapi"] = dump_json(doc)
     return Response(_cache["openapi"], media_type="application/json")
 

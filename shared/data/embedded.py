@@ -20,6 +20,67 @@ logger = logging.getLogger(__name__)
 DEFAULT_FILE_NAME = "stockagent.sqlite3"
 
 
+def install_batch_insert() -> bool:
+    """Make the wire `insert` command use mongoeco's batch insert path.
+
+    Why: mongoeco 4.11 serves the wire `insert` command as one `insert_one` per
+    document, and its single-document insert scans the whole collection (an _id
+    equality check), so `insert_many` over the wire is O(n^2). Its own
+    `insert_many` uses the engine's batch SPI (index lookups), with the same
+    validation, duplicate-key and ordered/unordered semantics; this routes
+    acknowledged multi-document inserts there and maps its BulkWriteError back to
+    per-document write errors. Documents with numeric `_id`s, unacknowledged writes
+    and `bypassDocumentValidation` keep mongoeco's own path. Idempotent; returns False
+    (and changes nothing) if mongoeco's internals are not the expected shape.
+    """
+    try:
+        from mongoeco.api._async import _database_admin_write_commands as admin
+        from mongoeco.errors import BulkWriteError
+        from mongoeco.types import WriteCommandResult, WriteErrorEntry
+    except ImportError:  # pragma: no cover - other mongoeco versions
+        return False
+    cls = getattr(admin, "DatabaseAdminWriteCommandService", None)
+    original = getattr(cls, "command_insert", None)
+    if original is None:  # pragma: no cover
+        return False
+    if getattr(original, "_batched", False):
+        return True
+
+    async def command_insert(self, spec, *, session=None):  # noqa: ANN001, ANN202 - mirrors mongoeco
+        raw = spec.get("documents")
+        concern = spec.get("writeConcern")
+        if (
+            not isinstance(raw, list)
+            or not raw
+            # Numeric _ids need mongoeco's cross-type equality scan (1 == 1.0); ObjectId/str do not.
+            or not all(isinstance(d, dict) and type(d.get("_id")).__name__ in ("ObjectId", "str") for d in raw)
+            or spec.get("bypassDocumentValidation")
+            or (isinstance(concern, dict) and concern.get("w", 1) == 0)
+        ):
+            return await original(self, spec, session=session)
+        name = self._admin._require_collection_name(spec.get("insert"), "insert")
+        documents = self._admin._normalize_insert_documents(raw)
+        ordered = self._admin._normalize_ordered_from_command(spec.get("ordered"))
+        collection = self._admin._database.get_collection(name)
+        try:
+            result = await collection.insert_many(documents, ordered=ordered, session=session)
+        except BulkWriteError as exc:
+            details = exc.details or {}
+            errors = [
+                WriteErrorEntry(
+                    index=e["index"], errmsg=e.get("errmsg", ""), code=e.get("code"), operation=e.get("op"),
+                    details={k: v for k, v in e.items() if k not in ("index", "errmsg", "code", "op")} or None,
+                )
+                for e in details.get("writeErrors", [])
+            ]
+            return WriteCommandResult(count=int(details.get("nInserted", 0)), write_errors=errors or None)
+        return WriteCommandResult(count=len(result.inserted_ids))
+
+    command_insert._batched = True  # type: ignore[attr-defined]
+    cls.command_insert = command_insert
+    return True
+
+
 class EmbeddedMongoServer:
     """Owns one mongoeco wire server (own thread + event loop) over one SQLite file.
 
@@ -112,6 +173,7 @@ class EmbeddedMongoServer:
         from mongoeco.wire._lifecycle import finish_cleanup
         from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
+        install_batch_insert()
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         engine = SQLiteEngine(str(self.path), executor_workers=self._executor_workers)

@@ -64,13 +64,15 @@ def translate(exc: BaseException, collection: str | None = None) -> BaseExceptio
             first = next(e for e in write_errors if e.get("code") == VALIDATION_CODE)
             return ValidationFailed("Document failed validation", errors=_validation_errors(first.get("errInfo")))
         return exc
-    if isinstance(exc, pe.WriteError):
+    # WriteError (insert/update) and plain OperationFailure (findAndModify) carry the same codes.
+    if isinstance(exc, pe.OperationFailure):
         if exc.code in DUPLICATE_KEY_CODES:
             return _duplicate(exc.details, collection)
         if exc.code == VALIDATION_CODE:
             info = (exc.details or {}).get("errInfo")
             return ValidationFailed("Document failed validation", errors=_validation_errors(info))
-        return exc
+        if not isinstance(exc, pe.ExecutionTimeout):
+            return exc
     # ServerSelectionTimeoutError, NetworkTimeout, WaitQueueTimeoutError and AutoReconnect
     # are all ConnectionFailure subclasses; ExecutionTimeout is maxTimeMS/CSOT expiry.
     if isinstance(exc, (pe.ConnectionFailure, pe.ExecutionTimeout)) or (

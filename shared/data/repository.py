@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from shared.data.errors import translated
 from shared.data.utils import get_path, normalize_document, utc_now
-from shared.errors import BadRequest, Conflict, NotFound, PreconditionFailed
+from shared.errors import BadRequest, Conflict, NotFound, PreconditionFailed, ValidationFailed
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -80,7 +80,7 @@ def encode_cursor(sort: list[tuple[str, int]], doc: Mapping[str, Any]) -> str:
 
 
 def decode_cursor(cursor: str, sort: list[tuple[str, int]]) -> list[Any]:
-    """Values of the last seen document; BadRequest (400) when malformed or issued for another sort."""
+    """Values of the last seen document; ValidationFailed (422, on `cursor`) when malformed or issued for another sort."""
     from bson import json_util
 
     try:
@@ -89,9 +89,10 @@ def decode_cursor(cursor: str, sort: list[tuple[str, int]]) -> list[Any]:
         spec = [(str(f), int(d)) for f, d in payload["s"]]
         values = list(payload["v"])
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise BadRequest("Invalid pagination cursor") from None
+        raise ValidationFailed("Invalid pagination cursor", errors={"cursor": ["Not a cursor this API issued"]}) from None
     if spec != sort or len(values) != len(sort):
-        raise BadRequest("Pagination cursor does not match the requested sort")
+        raise ValidationFailed("Pagination cursor does not match the requested sort",
+                               errors={"cursor": ["Issued for a different sort order"]})
     return values
 
 

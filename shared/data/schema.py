@@ -141,7 +141,9 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
         "market_data",
         schema({"symbol": SYMBOL, "interval": STR, "ts": DATE, "open": NNUM, "high": NNUM, "low": NNUM,
                 "close": NUM, "volume": NNUM}, ["symbol", "interval", "ts", "close"], system=False),
-        (IndexSpec((("symbol", ASC), ("interval", ASC), ("ts", ASC)), "market_data_symbol_interval_ts_unique", unique=True),),
+        # (symbol, interval, ts) is unique through the deterministic `_id` the repository
+        # writes (MongoMarketDataRepository.bar_id): see its docstring for why not a unique index.
+        (IndexSpec((("symbol", ASC), ("interval", ASC), ("ts", ASC)), "market_data_symbol_interval_ts"),),
     ),
     CollectionSpec(
         "symbols",
@@ -216,9 +218,10 @@ def _is_unsupported(exc: Exception) -> bool:
 class SchemaManager:
     """Creates collections with validators and indexes; idempotent (a second run changes nothing).
 
-    `market_data` is a regular collection with a unique (symbol, interval, ts) index by
-    default: time-series collections cannot carry unique indexes, and the daily-bar
-    bulk upsert relies on one to stay idempotent. Pass `use_timeseries=True` to opt in.
+    `market_data` is a regular collection by default: its bars are keyed by a
+    deterministic `_id` (symbol|interval|ts) so the bulk upsert is idempotent, and
+    time-series collections neither allow updating bars in place on older servers nor
+    unique keys. Pass `use_timeseries=True` to opt in on a server that supports them.
     """
 
     def __init__(self, db: Database, *, specs: tuple[CollectionSpec, ...] = COLLECTIONS,

@@ -150,8 +150,8 @@ class RequestContext:
         if raw is None or raw.strip() == "*":
             return None
         match = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', raw)
-        if not match:
-            raise errors.PreconditionFailed("If-Match must be an ETag returned by this API")
+        if not match:  # malformed, not stale: 412 is for a well-formed ETag that no longer matches
+            raise errors.BadRequest("If-Match must be an ETag returned by this API, e.g. W/\"3\"")
         return int(match.group(1))
 
 
@@ -219,29 +219,27 @@ async def _parse_body(request: Request, spec: RouteSpec, core: "Core") -> Any:
     raw = await _read_body(request, http.max_body_bytes)
     if spec.body is None:
         return None
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not raw.strip():
-        data: Any = None
-    else:
-        if ctype != "application/json" and not ctype.endswith("+json"):
-            raise errors.UnsupportedContent("Content-Type must be application/json")
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise errors.MalformedJSON("Request body is not valid JSON") from None
-        if not _json_depth_ok(data, http.max_json_depth):
-            raise errors.MalformedJSON(f"JSON nesting deeper than {http.max_json_depth} levels")
-        long_fields = _too_long_strings(data, http.max_string_length)
-        if long_fields:
-            raise errors.ValidationFailed(
-                "String too long", errors={f: [f"At most {http.max_string_length} characters"] for f in long_fields}
-            )
-    if data is None:
-        data = {}
+        raise errors.ValidationFailed("A JSON request body is required", errors={"body": ["Field required"]})
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise errors.UnsupportedContent("Content-Type must be application/json")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise errors.MalformedJSON("Request body is not valid JSON") from None
+    if not _json_depth_ok(data, http.max_json_depth):
+        raise errors.MalformedJSON(f"JSON nesting deeper than {http.max_json_depth} levels")
+    long_fields = _too_long_strings(data, http.max_string_length)
+    if long_fields:
+        raise errors.ValidationFailed(
+            "String too long", errors={f: [f"At most {http.max_string_length} characters"] for f in long_fields}
+        )
     if not isinstance(data, dict):
         raise errors.ValidationFailed("Request body must be a JSON object", errors={"body": ["Must be an object"]})
     try:
-        return spec.body.model_validate(data)
+        # Strict JSON validation: `0` is not a boolean and `"5"` not a number; ISO strings still parse as dates.
+        return spec.body.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         errs = _field_errors(exc)
         raise errors.ValidationFailed(_count_detail(errs), errors=errs) from None
@@ -250,6 +248,16 @@ async def _parse_body(request: Request, spec: RouteSpec, core: "Core") -> Any:
 def _count_detail(errs: Mapping[str, list[str]]) -> str:
     n = len(errs)
     return f"{n} field is invalid" if n == 1 else f"{n} fields are invalid"
+
+
+def _single_valued(params: Any) -> Mapping[str, str]:
+    """Query parameters as a mapping; a repeated parameter is refused rather than silently truncated."""
+    repeated = sorted({k for k, _ in params.multi_items() if len(params.getlist(k)) > 1})
+    if repeated:
+        raise errors.ValidationFailed(
+            "Repeated query parameter", errors={k: ["Give this parameter once"] for k in repeated}
+        )
+    return params
 
 
 def _parse_params(model: type[BaseModel] | None, values: Mapping[str, Any]) -> Any:
@@ -389,7 +397,7 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
         ctx = RequestContext(request=request, request_id=request_id, spec=spec, core=core)
         ctx.body = await _parse_body(request, spec, core)
         ctx.path = _parse_params(spec.path, request.path_params)
-        ctx.query = _parse_params(spec.query, request.query_params)
+        ctx.query = _parse_params(spec.query, _single_valued(request.query_params))
         if spec.auth != "public":
             ctx.user = await core.authenticate(request)
             if ctx.user is None:

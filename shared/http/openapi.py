@@ -27,6 +27,14 @@ _ERROR_TITLES = {
     503: "Service unavailable",
 }
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# What one event (SSE `data:`) or one line (NDJSON) of a streamed response holds.
+_STREAM_SCHEMAS = {
+    "text/event-stream": {"description": "Each event's data is a JSON object (a list for `sources`)",
+                          "type": ["object", "array"]},
+    "application/x-ndjson": {"description": "One JSON object per line", "type": "object"},
+}
+# Hooks that adjust the generated document from live settings, e.g. the enum of configured model providers.
+CUSTOMIZERS: list[Any] = []
 
 
 def _collect_models(annotation: Any, out: set[type[BaseModel]]) -> None:
@@ -54,6 +62,14 @@ def _params(model: type[BaseModel] | None, where: str) -> list[dict[str, Any]]:
     for name, prop in schema.get("properties", {}).items():
         description = prop.pop("description", None)
         prop.pop("title", None)
+        # An optional parameter is simply left out: a query string cannot carry JSON null.
+        branches = prop.get("anyOf")
+        if branches and any(b.get("type") == "null" for b in branches):
+            rest = [b for b in branches if b.get("type") != "null"]
+            prop.pop("anyOf")
+            prop.update(rest[0] if len(rest) == 1 else {"anyOf": rest})
+            if prop.get("default", 0) is None:
+                prop.pop("default")
         param = {"name": name, "in": where, "required": where == "path" or name in required, "schema": prop}
         if description:
             param["description"] = description
@@ -67,7 +83,15 @@ def _security(spec: RouteSpec) -> list[dict[str, list[str]]] | None:
     return [{"ApiKeyHeader": []}, {"BearerAuth": []}]
 
 
-def build_openapi(registry: Registry, *, title: str, version: str) -> dict[str, Any]:
+def build_openapi(registry: Registry, *, title: str, version: str, settings: Any = None) -> dict[str, Any]:
+    doc = _build(registry, title=title, version=version)
+    if settings is not None:
+        for customize in CUSTOMIZERS:
+            customize(doc, settings)
+    return doc
+
+
+def _build(registry: Registry, *, title: str, version: str) -> dict[str, Any]:
     models: set[type[BaseModel]] = {Problem}
     for spec in registry.routes:
         for annotation in (spec.body, spec.response):
@@ -112,12 +136,13 @@ def build_openapi(registry: Registry, *, title: str, version: str) -> dict[str, 
                     "content": {"application/json": {"schema": refs[(spec.body, "validation")]}},
                 }
             responses: dict[str, Any] = {}
-            if spec.status == 204 or spec.response is None:
+            stream = {spec.stream_media_type: {"schema": _STREAM_SCHEMAS.get(spec.stream_media_type, {})}} if spec.stream_media_type else {}
+            if spec.response is None and stream:
+                responses[str(spec.status)] = {"description": "Stream", "content": stream}
+            elif spec.status == 204 or spec.response is None:
                 responses[str(spec.status if spec.status != 200 else 204)] = {"description": "No content"}
             else:
-                content: dict[str, Any] = {"application/json": {"schema": _schema_for(spec.response, refs, "serialization")}}
-                if spec.stream_media_type:
-                    content[spec.stream_media_type] = {"schema": {"type": "string"}}
+                content: dict[str, Any] = {"application/json": {"schema": _schema_for(spec.response, refs, "serialization")}, **stream}
                 responses[str(spec.status)] = {"description": "Success", "content": content}
                 if spec.status == 201:
                     responses[str(spec.status)]["headers"] = {"Location": {"schema": {"type": "string"}}}

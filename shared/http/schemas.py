@@ -13,13 +13,13 @@ T = TypeVar("T")
 class StrictModel(BaseModel):
     """Request models: unknown fields are rejected (no `owner_id`/`role` injection)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 class QueryModel(BaseModel):
     """Query-string models: unknown parameters are ignored, known ones validated."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="ignore")
 
 
 class PageQuery(QueryModel):

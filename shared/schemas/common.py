@@ -1,7 +1,7 @@
 """Field types and base models shared by the user-data schemas.
 
 Bounds live here so every domain enforces the same limits: names <= 100 characters,
-tags <= 20 x 40 characters, symbols upper-cased and matching `SYMBOL_PATTERN`.
+tags <= 20 x 40 characters, symbols matching `SYMBOL_PATTERN` and stored upper-cased.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstr
 
 from shared.http.schemas import StrictModel
 
-SYMBOL_PATTERN = r"^[A-Z0-9.\-^=]{1,15}$"
-CURRENCY_PATTERN = r"^[A-Z]{3}$"
+# Symbols and currencies are accepted in any case and stored upper-cased; the patterns say so.
+SYMBOL_PATTERN = r"^[A-Za-z0-9.\-^=]{1,15}$"
+CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
+# "Contains a character that is not ASCII white space": spelled out because regex engines
+# (Python, Rust, ECMAScript) disagree on which Unicode characters `\s` covers.
+NOT_BLANK = r"[^ \t\n\r\f\v]"
 MAX_NAME = 100
 MAX_DESCRIPTION = 1000
 MAX_BODY = 20000
@@ -24,22 +28,17 @@ MAX_SYMBOLS = 200
 
 
 def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
+    return value.upper() if isinstance(value, str) else value
 
 
-def _strip(value: Any) -> Any:
-    return value.strip() if isinstance(value, str) else value
-
-
-# Constraints first, then the before-validator: the pattern shows in the OpenAPI schema
-# and is checked after upper-casing, so "aapl" is accepted as "AAPL".
+# Values are validated as sent (no silent trimming), so the OpenAPI schema is exactly what is accepted.
 Symbol = Annotated[str, StringConstraints(pattern=SYMBOL_PATTERN), BeforeValidator(_upper)]
 Currency = Annotated[str, StringConstraints(pattern=CURRENCY_PATTERN), BeforeValidator(_upper)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME), BeforeValidator(_strip)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200), BeforeValidator(_strip)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME, pattern=NOT_BLANK)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NOT_BLANK)]
 Description = Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)]
 Body = Annotated[str, StringConstraints(max_length=MAX_BODY)]
-Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG), BeforeValidator(_strip)]
+Tag = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TAG, pattern=NOT_BLANK)]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
 SymbolList = Annotated[list[Symbol], Field(max_length=MAX_SYMBOLS)]
 
@@ -55,6 +54,23 @@ class PatchModel(StrictModel):
         if bad:
             raise ValueError(f"{', '.join(bad)} cannot be null")
         return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        """Document `non_nullable` fields as omittable but never null (what the validator enforces)."""
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        for name in cls.non_nullable:
+            prop = schema.get("properties", {}).get(name)
+            if not prop or "anyOf" not in prop:
+                continue
+            rest = [b for b in prop["anyOf"] if b.get("type") != "null"]
+            if len(rest) == 1:
+                del prop["anyOf"]
+                prop.update(rest[0])
+            else:
+                prop["anyOf"] = rest
+            prop.pop("default", None)
+        return schema
 
     def changes(self) -> dict[str, Any]:
         """Only the fields the client sent (so omitted fields are left untouched)."""

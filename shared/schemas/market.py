@@ -10,10 +10,14 @@ from shared.http.schemas import QueryModel
 from shared.market.models import Fundamentals, History, IndicatorSeries, Interval, News, Period, Quote, QuoteError
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9.\-^=]{1,15}$"
+_WINDOW = r"([2-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|250)"  # 2..250
+_WIDTH = r"([1-9](\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*|10(\.0+)?)"  # (0, 10]
+# The exact grammar shared.market.indicators accepts (custom MACD periods are not offered over HTTP).
+_INDICATOR = rf"((sma|ema|rsi|atr)_{_WINDOW}|bbands_{_WINDOW}(_{_WIDTH})?|macd)"
 
 
 def _upper(value: str) -> str:
-    return value.strip().upper()
+    return value.upper()
 
 
 class SymbolPath(BaseModel):
@@ -37,8 +41,8 @@ class IndicatorsQuery(QueryModel):
     names: str = Field(
         "sma_20,rsi_14",
         max_length=200,
-        pattern=r"^[a-z]+(_\d{1,3})*(,[a-z]+(_\d{1,3})*){0,9}$",
-        description="Comma-separated: sma_N, ema_N, rsi_N, macd, bbands_N, atr_N (at most 10)",
+        pattern=rf"^{_INDICATOR}(,{_INDICATOR}){{0,9}}$",
+        description="Comma-separated, at most 10: sma_N, ema_N, rsi_N, atr_N, bbands_N[_K] (2 <= N <= 250, 0 < K <= 10), macd",
     )
 
     @property

@@ -1,0 +1,245 @@
+"""Repository behaviour on mongomock (no validators here; the embedded-store tests cover those)."""
+
+from __future__ import annotations
+
+import pytest
+from pymongo.errors import ServerSelectionTimeoutError
+
+from shared.data.factory import RepositoryFactory
+from shared.data.repositories import (
+    MongoChatRepository,
+    MongoNoteRepository,
+    MongoUserRepository,
+    MongoWatchlistRepository,
+    MongoWorkspaceRepository,
+)
+from shared.data.repository import MongoGenericRepository
+from shared.errors import BadRequest, Conflict, DatabaseUnavailable, NotFound, PreconditionFailed, ValidationFailed
+
+
+@pytest.fixture
+def users(db, clock):
+    db.users.create_index("email", unique=True)
+    return MongoUserRepository(db, clock=clock)
+
+
+@pytest.fixture
+def workspaces(db, clock):
+    db.workspaces.create_index([("owner_id", 1), ("name_key", 1)], unique=True)
+    return MongoWorkspaceRepository(db, clock=clock)
+
+
+def test_insert_sets_system_fields_and_get_round_trips(users):
+    created = users.insert_one({"email": "Ada@Example.com", "version": 99, "created_at": "forged"})
+    assert created["version"] == 1
+    assert created["created_at"] == created["updated_at"] == "2026-01-01T00:00:00.001Z"
+    assert created["email"] == "ada@example.com"
+    assert users.get(created["id"]) == created
+    assert users.find_by_email("ADA@example.com")["id"] == created["id"]
+    assert users.count() == 1
+
+
+def test_update_bumps_version_and_updated_at_and_ignores_system_fields(users):
+    u = users.insert_one({"email": "a@b.co"})
+    updated = users.update_one(u["id"], {"display_name": "Ada", "version": 50, "_id": "x", "created_at": None})
+    assert updated["version"] == 2 and updated["display_name"] == "Ada"
+    assert updated["created_at"] == u["created_at"] and updated["updated_at"] > u["updated_at"]
+
+
+def test_expected_version_mismatch_is_412_and_match_succeeds(users):
+    u = users.insert_one({"email": "a@b.co"})
+    assert users.update_one(u["id"], {"x": 1}, expected_version=1)["version"] == 2
+    with pytest.raises(PreconditionFailed) as info:
+        users.update_one(u["id"], {"x": 2}, expected_version=1)
+    assert info.value.status == 412 and info.value.extra["current_version"] == 2
+    with pytest.raises(PreconditionFailed):
+        users.delete_one(u["id"], expected_version=1)
+    users.delete_one(u["id"], expected_version=2)
+    assert users.find_one({"id": u["id"]}) is None
+
+
+class RacingCollection:
+    """Delegates to a real collection but lets another writer update the document right after it is read."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.raced = False
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def find_one(self, *args, **kwargs):
+        doc = self._inner.find_one(*args, **kwargs)
+        if doc is not None and not self.raced:
+            self.raced = True
+            self._inner.update_one({"_id": doc["_id"]}, {"$inc": {"version": 1}})
+        return doc
+
+
+def test_concurrent_modification_between_read_and_write_is_conflict(users):
+    u = users.insert_one({"email": "a@b.co"})
+    users._collection = RacingCollection(users._collection)
+    with pytest.raises(Conflict) as info:
+        users.update_one(u["id"], {"display_name": "lost update"})
+    assert info.value.status == 409
+    assert "display_name" not in users.get(u["id"])
+
+
+def test_missing_and_malformed_ids_are_not_found(users):
+    for bad in ("not-an-id", "", None, 42, "0" * 24):
+        with pytest.raises(NotFound):
+            users.get(bad)
+        with pytest.raises(NotFound):
+            users.update_one(bad, {"x": 1})
+        with pytest.raises(NotFound):
+            users.delete_one(bad)
+    assert users.find_one({"_id": "zzz"}) is None
+    assert users.find_many({"id": "zzz"}) == ([], None)
+    assert users.count({"_id": "zzz"}) == 0
+
+
+def test_duplicate_unique_key_is_conflict(users):
+    users.insert_one({"email": "a@b.co"})
+    with pytest.raises(Conflict):
+        users.insert_one({"email": "A@b.co"})
+
+
+def test_cursor_pagination_walks_all_pages_without_duplicates(workspaces):
+    ids = [workspaces.insert_one("u1", {"name": f"w{i}"})["id"] for i in range(7)]
+    seen, cursor, pages = [], None, 0
+    while True:
+        items, cursor = workspaces.find_many("u1", limit=3, cursor=cursor)
+        seen += [i["id"] for i in items]
+        pages += 1
+        if cursor is None:
+            break
+    assert pages == 3
+    assert seen == list(reversed(ids))  # default sort: newest first
+    items, nxt = workspaces.find_many("u1", sort="name", limit=10)
+    assert [i["name"] for i in items] == sorted(f"w{i}" for i in range(7)) and nxt is None
+
+
+def test_cursor_from_other_sort_is_rejected(workspaces):
+    for i in range(3):
+        workspaces.insert_one("u1", {"name": f"w{i}"})
+    _, cursor = workspaces.find_many("u1", limit=1)
+    with pytest.raises(ValidationFailed):
+        workspaces.find_many("u1", sort="name", limit=1, cursor=cursor)
+
+
+def test_owner_scoping_hides_other_owners_documents(workspaces):
+    a = workspaces.insert_one("owner-a", {"name": "A", "owner_id": "owner-b"})
+    assert a["owner_id"] == "owner-a"  # from the argument, never the document
+    with pytest.raises(NotFound):
+        workspaces.get("owner-b", a["id"])
+    with pytest.raises(NotFound):
+        workspaces.update_one("owner-b", a["id"], {"description": "hijack"})
+    with pytest.raises(NotFound):
+        workspaces.delete_one("owner-b", a["id"])
+    assert workspaces.find_one("owner-b", {"_id": a["id"]}) is None
+    # a filter naming another owner cannot widen the scope
+    assert workspaces.find_many("owner-b", {"owner_id": "owner-a"}) == ([], None)
+    assert workspaces.count("owner-b", {"owner_id": "owner-a"}) == 0
+    assert workspaces.get("owner-a", a["id"])["name"] == "A"
+    with pytest.raises(ValueError):
+        workspaces.find_many("", {})
+
+
+def test_workspace_name_unique_per_owner_case_insensitive(workspaces):
+    workspaces.insert_one("u1", {"name": "Tech Stocks"})
+    with pytest.raises(Conflict):
+        workspaces.insert_one("u1", {"name": "tech  stocks"})
+    assert workspaces.insert_one("u2", {"name": "Tech Stocks"})["owner_id"] == "u2"
+    assert workspaces.find_by_name("u1", "TECH STOCKS")["name"] == "Tech Stocks"
+
+
+def test_watchlist_add_remove_symbols(db, clock):
+    repo = MongoWatchlistRepository(db, clock=clock)
+    w = repo.insert_one("u1", {"name": "Main", "symbols": ["aapl", "AAPL"]})
+    assert w["symbols"] == ["AAPL"]
+    w2 = repo.add_symbol("u1", w["id"], "msft")
+    assert w2["symbols"] == ["AAPL", "MSFT"] and w2["version"] == 2
+    assert repo.add_symbol("u1", w["id"], "MSFT")["symbols"] == ["AAPL", "MSFT"]
+    assert repo.remove_symbol("u1", w["id"], "aapl")["symbols"] == ["MSFT"]
+    with pytest.raises(NotFound):
+        repo.add_symbol("u2", w["id"], "TSLA")
+
+
+def test_notes_filter_by_tag_and_symbol(db, clock):
+    repo = MongoNoteRepository(db, clock=clock)
+    repo.insert_one("u1", {"content": "a", "tags": ["earnings", "tech"], "symbol": "aapl"})
+    repo.insert_one("u1", {"content": "b", "tags": ["macro"]})
+    repo.insert_one("u2", {"content": "c", "tags": ["earnings"]})
+    assert [n["content"] for n in repo.list_notes("u1", tag="earnings")[0]] == ["a"]
+    assert [n["content"] for n in repo.list_notes("u1", symbol="AAPL")[0]] == ["a"]
+    assert len(repo.list_notes("u1")[0]) == 2
+
+
+def test_chat_append_message_caps_history(db, clock):
+    repo = MongoChatRepository(db, clock=clock)
+    chat = repo.insert_one("u1", {"title": "t"})
+    for i in range(4):
+        out = repo.append_message("u1", chat["id"], {"role": "user", "content": str(i)}, max_messages=3)
+    assert [m["content"] for m in out["messages"]] == ["1", "2", "3"]
+    assert out["messages"][0]["created_at"].endswith("Z")
+    with pytest.raises(NotFound):
+        repo.append_message("u2", chat["id"], {"role": "user", "content": "x"})
+
+
+class DownCollection:
+    def __getattr__(self, name):
+        def fail(*args, **kwargs):
+            raise ServerSelectionTimeoutError("127.0.0.1:1: [Errno 111] Connection refused")
+
+        return fail
+
+
+class DownDatabase:
+    def __getitem__(self, name):
+        return DownCollection()
+
+    def command(self, *args, **kwargs):
+        raise ServerSelectionTimeoutError("down")
+
+
+def test_every_public_method_translates_driver_errors():
+    repo = MongoWorkspaceRepository(DownDatabase())
+    calls = [
+        lambda: repo.find_one("u1"),
+        lambda: repo.find_many("u1"),
+        lambda: repo.insert_one("u1", {"name": "x"}),
+        lambda: repo.update_one("u1", "0" * 24, {"a": 1}),
+        lambda: repo.delete_one("u1", "0" * 24),
+        lambda: repo.count("u1"),
+        lambda: repo.find_by_name("u1", "x"),
+    ]
+    for call in calls:
+        with pytest.raises(DatabaseUnavailable):
+            call()
+    healthy, details = repo.health_check()
+    assert healthy is False and details["status"] == "unavailable"
+
+
+def test_subclass_methods_are_translated_automatically():
+    class Custom(MongoGenericRepository):
+        collection_name = "custom"
+
+        def raw(self):
+            return self._collection.find_one({})
+
+    with pytest.raises(DatabaseUnavailable):
+        Custom(DownDatabase()).raw()
+
+
+def test_factory_returns_singletons_and_reports_health(db):
+    factory = RepositoryFactory(db, None, description="embedded (.data)")
+    assert factory.get_user_repository() is factory.get_user_repository()
+    getters = [name for name in dir(factory) if name.startswith("get_") and name.endswith("_repository")]
+    assert len(getters) >= 14
+    for name in getters:
+        assert isinstance(getattr(factory, name)(), MongoGenericRepository)
+    healthy, details = factory.health_check()
+    assert healthy is True and details["status"] == "healthy" and details["latency_ms"] >= 0
+    assert details["backend"] == "embedded (.data)"
+    down = RepositoryFactory(DownDatabase())
+    assert down.health_check()[0] is False
