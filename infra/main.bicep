@@ -116,7 +116,7 @@ param redisSku string = 'Balanced_B0'
 param redisHighAvailability string = 'Disabled'
 
 // ---------------------------------------------------------------------------------------
-// Secrets (each is written to Key Vault only when non-empty; see docs/deploy.md)
+// Secrets (each is written to Key Vault only when non-empty; see README.md, "Deploy to Azure")
 // ---------------------------------------------------------------------------------------
 
 @secure()
