@@ -44,6 +44,13 @@ def create_app():
 
 def main() -> None:
     load_local_settings()
+    from shared.config import load_settings
+    from shared.errors import ConfigError
+
+    try:
+        load_settings()  # fail fast, in one line, before the server starts
+    except ConfigError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
     import uvicorn
 
     host = os.environ.get("HOST", "127.0.0.1")

@@ -37,13 +37,16 @@ class ChatService:
         settings: Any,
         *,
         preference: Callable[[str], str | None] | None = None,
+        on_turn: Callable[[dict], None] | None = None,
     ) -> None:
-        """`preference(user_id)` returns the user's preferred model provider (or None)."""
+        """`preference(user_id)` returns the user's preferred model provider (or None);
+        `on_turn(done_data)` is told about every completed turn (metrics)."""
         self.agent = agent
         self.store = store
         self.budget = budget
         self.settings = settings
         self._preference = preference
+        self._on_turn = on_turn
 
     def chat(self, user_id: str, message: str, conversation_id: str | None = None,
              provider: str | None = None, temperature: float | None = None) -> dict:
@@ -124,6 +127,8 @@ class ChatService:
                         "fallback_trace": d["fallback_trace"], "ungrounded_numbers": d["ungrounded_numbers"], "created_at": _now(),
                     }])
                     persisted = True
+                    if self._on_turn is not None:
+                        self._on_turn(d)
                 yield ev
         finally:
             events_close = getattr(events, "close", None)

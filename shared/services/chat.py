@@ -37,11 +37,10 @@ class MongoChatStore:
 class DailyTokenBudget:
     """Per-user tokens per UTC day, counted with the cache's atomic counter (shared by instances)."""
 
-    def __init__(self, cache: Any, limit: int, *, metrics: Any = None,
+    def __init__(self, cache: Any, limit: int, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self._cache = cache
         self._limit = limit
-        self._metrics = metrics
         self._clock = clock
 
     def _key(self, user_id: str) -> tuple[str, int]:
@@ -62,8 +61,6 @@ class DailyTokenBudget:
             return
         key, until_midnight = self._key(user_id)
         self._cache.incr(key, tokens, ttl=until_midnight)
-        if self._metrics is not None:
-            self._metrics.incr("llm_tokens", "total", tokens)
 
 
 class AgentUserData:
@@ -100,10 +97,22 @@ def build_chat_service(services: Any) -> Any:
         doc = prefs.get_for_owner(user_id)
         return (doc or {}).get("model_provider")
 
+    metrics = services.metrics
+
+    def count_turn(done: dict) -> None:
+        provider = done.get("provider") or "unknown"
+        metrics.incr("llm_calls", provider)
+        metrics.incr("llm_tokens", provider, int((done.get("usage") or {}).get("total_tokens") or 0))
+        if done.get("ungrounded_numbers"):
+            metrics.incr("llm_ungrounded_numbers", provider, len(done["ungrounded_numbers"]))
+        for fallback in done.get("fallback_trace") or []:
+            metrics.incr("llm_fallbacks", str(fallback.get("provider")))
+
     return ChatService(
         agent,
         MongoChatStore(services.repos.get_chat_repository()),
-        DailyTokenBudget(services.cache, settings.chat.daily_token_budget, metrics=services.metrics),
+        DailyTokenBudget(services.cache, settings.chat.daily_token_budget),
         settings,
         preference=preference,
+        on_turn=count_turn,
     )

@@ -268,10 +268,17 @@ class ServiceFactory:
     def counters(self) -> dict[str, dict[str, int]]:
         """Counters kept by services (cache hits/misses per data type, upstream calls per provider)."""
         out: dict[str, dict[str, int]] = {}
-        if "market" in self._services and hasattr(self.market, "stats"):
+        if "market" in self._services:
+            # {"upstream": {"yahoo": {"ok": 3}}} -> {"market_upstream": {"yahoo:ok": 3}}
             for group, values in self.market.stats().items():
-                if isinstance(values, dict):
-                    out[f"market_{group}"] = {str(k): int(v) for k, v in values.items() if isinstance(v, (int, float))}
+                flat: dict[str, int] = {}
+                for name, value in (values or {}).items():
+                    if isinstance(value, dict):
+                        flat.update({f"{name}:{k}": int(v) for k, v in value.items() if isinstance(v, (int, float))})
+                    elif isinstance(value, (int, float)):
+                        flat[str(name)] = int(value)
+                if flat:
+                    out[f"market_{group}"] = flat
         return out
 
     def _cache_health(self) -> tuple[bool, dict[str, Any]]:
