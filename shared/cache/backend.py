@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from shared.cache import codec
 from shared.cache.memory import MemoryStore
+from shared.config.models import DEFAULT_TTLS
 
 if TYPE_CHECKING:  # pragma: no cover
     import redis
@@ -34,15 +35,6 @@ end
 return v
 """
 
-DEFAULT_TTLS: dict[str, int] = {
-    "price_data": 60,
-    "historical_data": 3600,
-    "fundamental_data": 86400,
-    "technical_data": 900,
-    "reports": 43200,
-    "news_data": 900,
-    "symbols": 86400,
-}
 
 # Azure endpoints accept TLS only, each on its own port.
 _AZURE_TLS_PORTS = {".redis.azure.net": 10000, ".redis.cache.windows.net": 6380}

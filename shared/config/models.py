@@ -75,23 +75,25 @@ class RedisSettings(_Section):
         return bool(self.url or self.host)
 
 
+# Seconds a cached value of each data type stays fresh (the conventions' TTL strategy).
+DEFAULT_TTLS: dict[str, int] = {
+    "price_data": 60,
+    "historical_data": 3600,
+    "fundamental_data": 86400,
+    "technical_data": 900,
+    "reports": 43200,
+    "news_data": 900,
+    "symbols": 86400,
+}
+
+
 class CacheSettings(_Section):
     namespace: str = "stockagent"
     key_version: str = "v1"
     memory_max_entries: int = 10_000
     breaker_failure_threshold: int = 3
     breaker_probe_interval_s: float = 2.0
-    ttl: dict[str, int] = Field(
-        default_factory=lambda: {
-            "price_data": 60,
-            "historical_data": 3600,
-            "fundamental_data": 86400,
-            "technical_data": 900,
-            "reports": 43200,
-            "news_data": 900,
-            "symbols": 86400,
-        }
-    )
+    ttl: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_TTLS))
 
 
 class RateLimitSettings(_Section):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from shared.data.errors import translated
 from shared.data.utils import get_path, normalize_document, utc_now
-from shared.errors import BadRequest, Conflict, NotFound, PreconditionFailed, ValidationFailed
+from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -64,7 +64,7 @@ def parse_sort(sort: SortSpec, default: Sequence[tuple[str, int]]) -> list[tuple
     keys = [("_id" if f == "id" else f, d) for f, d in keys]
     for field, _ in keys:
         if not field or field.startswith("$"):
-            raise BadRequest(f"Invalid sort field {field!r}")
+            raise ValidationFailed(f"Invalid sort field {field!r}", errors={"sort": ["Not a sortable field"]})
     if not any(f == "_id" for f, _ in keys):
         keys.append(("_id", keys[-1][1] if keys else 1))
     return keys
@@ -128,6 +128,8 @@ class MongoGenericRepository:
     max_page_size: ClassVar[int] = 500
     #: Keys whose values are ids (stringified by normalization even if stored as ObjectId).
     id_fields: ClassVar[tuple[str, ...]] = ("_id",)
+    #: Collections whose `_id` is a natural string key (not an ObjectId) set this.
+    string_ids: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -162,8 +164,13 @@ class MongoGenericRepository:
     def _normalize(self, doc: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return normalize_document(doc, self.id_fields)
 
+    def _coerce_id(self, id: Any) -> Any | None:
+        if self.string_ids:
+            return id if isinstance(id, str) and id else None
+        return coerce_object_id(id)
+
     def _id_filter(self, id: Any) -> dict[str, Any] | None:
-        oid = coerce_object_id(id)
+        oid = self._coerce_id(id)
         return None if oid is None else {"_id": oid}
 
     def _prepare_filter(self, filter: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -172,7 +179,7 @@ class MongoGenericRepository:
         if "id" in out:
             out["_id"] = out.pop("id")
         if "_id" in out and not isinstance(out["_id"], Mapping):
-            oid = coerce_object_id(out["_id"])
+            oid = self._coerce_id(out["_id"])
             if oid is None:
                 return None
             out["_id"] = oid

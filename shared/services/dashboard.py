@@ -17,10 +17,10 @@ from shared.schemas.dashboard import (
 )
 from shared.schemas.portfolios import QuoteFailure
 from shared.services.base import BaseService
+from shared.services.market_access import fetch_quotes
 from shared.services.protocols import PortfolioProvider, QuoteProvider, WatchlistProvider, WorkspaceProvider
 
 S = TypeVar("S")
-QUOTE_BATCH = 50
 
 
 def _reason(exc: BaseException) -> str:
@@ -108,28 +108,8 @@ class DashboardService(BaseService):
         return WatchlistsSection(status=status, error=error, items=items, has_more=page.next_cursor is not None)
 
     def _quote_map(self, symbols: list[str]) -> tuple[dict[str, Quote | QuoteFailure], str | None]:
-        out: dict[str, Quote | QuoteFailure] = {}
-        error: str | None = None
-        if not symbols:
-            return out, None
-        if self._quotes is None:
-            failure = QuoteFailure(status=503, type="/problems/market-data-unavailable", title="Market data unavailable")
-            return {s: failure for s in symbols}, "market data unavailable"
-        for start in range(0, len(symbols), QUOTE_BATCH):
-            chunk = symbols[start:start + QUOTE_BATCH]
-            try:
-                results = self._quotes.get_quotes(chunk)
-            except ApiError as exc:
-                error = _reason(exc) if isinstance(exc, UpstreamError) else "market data unavailable"
-                failure = QuoteFailure.of(exc)
-                out.update({s: failure for s in chunk})
-                continue
-            for item in results:
-                if isinstance(item, Quote):
-                    out[item.symbol.upper()] = item
-                else:
-                    out[str(item.symbol).upper()] = QuoteFailure.of(item)
-        return out, error
+        quotes, batch_failed = fetch_quotes(self._quotes, symbols)
+        return quotes, "market data unavailable" if batch_failed else None
 
     def _portfolios_section(self, user_id: str) -> PortfoliosSection:
         page = self._portfolios.list_portfolios(user_id, limit=self.MAX_PORTFOLIOS)

@@ -12,9 +12,9 @@ from shared.schemas.portfolios import (
 )
 from shared.services._owned import iterate_all, patch
 from shared.services.base import BaseService
+from shared.services.market_access import fetch_quotes
 from shared.services.protocols import QuoteProvider, SymbolProvider
 
-QUOTE_BATCH = 50  # the DataManager's batch limit
 
 
 def _round(value: float | None) -> float | None:
@@ -147,27 +147,7 @@ class PortfolioService(BaseService):
         )
 
     def _fetch_quotes(self, symbols: list[str]) -> dict[str, Quote | QuoteFailure]:
-        out: dict[str, Quote | QuoteFailure] = {}
-        if not symbols:
-            return out
-        if self._quotes is None:
-            failure = QuoteFailure(status=503, type="/problems/market-data-unavailable", title="Market data unavailable",
-                                   detail="No market data provider is configured")
-            return {s: failure for s in symbols}
-        for start in range(0, len(symbols), QUOTE_BATCH):
-            chunk = symbols[start:start + QUOTE_BATCH]
-            try:
-                results = self._quotes.get_quotes(chunk)
-            except ApiError as exc:  # the whole batch failed: every position of it reports the error
-                failure = QuoteFailure.of(exc)
-                out.update({s: failure for s in chunk})
-                continue
-            for item in results:
-                if isinstance(item, Quote):
-                    out[item.symbol.upper()] = item
-                else:
-                    out[str(item.symbol).upper()] = QuoteFailure.of(item)
-        return out
+        return fetch_quotes(self._quotes, symbols)[0]
 
     @staticmethod
     def _value_position(pos: dict[str, Any], quote: Quote | QuoteFailure | None, currency: str) -> PositionValuation:
