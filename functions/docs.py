@@ -7,7 +7,7 @@ from starlette.responses import HTMLResponse, Response
 
 from shared.http import RequestContext, registry, route
 from shared.http.api import dump_json
-from shared.http.schemas import QueryModel, StrictModel
+from shared.http.schemas import StrictModel
 from shared.http.openapi import build_openapi
 from pydantic import Field
 

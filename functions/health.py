@@ -7,7 +7,6 @@ import azure.functions as func
 from starlette.responses import Response
 
 from shared.http import RequestContext, route
-from shared.http.api import dump_json
 from shared.http.schemas import HealthReport
 
 bp = func.Blueprint()

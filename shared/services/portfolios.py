@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import ApiError, NotFound, ValidationFailed
+from shared.errors import NotFound, ValidationFailed
 from shared.market.models import Quote
 from shared.schemas.portfolios import (
     PortfolioCreate, PortfolioPage, PortfolioPublic, PortfolioUpdate, PortfolioValuation, PositionCreate,
