@@ -1,0 +1,134 @@
+"""AuthService: API keys (hash only, revocation), Entra ID bearer tokens, Easy Auth, local seeding."""
+
+import base64
+import json
+
+import pytest
+
+from shared import errors
+from shared.services.auth import AuthService, hash_key
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def repos(core):
+    return core.repos
+
+
+def make_auth(repos, tmp_path, **sections):
+    settings = make_settings(tmp_path, **sections)
+    return AuthService(settings=settings, user_repository=repos.get_user_repository(),
+                       api_key_repository=repos.get_api_key_repository())
+
+
+def new_user(repos, email):
+    return repos.get_user_repository().insert_one({"email": email, "name": "T", "roles": ["user"]})
+
+
+def test_api_key_is_stored_as_hash_and_revocable(repos, tmp_path):
+    auth = make_auth(repos, tmp_path)
+    user = new_user(repos, "keys@example.com")
+    record, key = auth.create_api_key(user["id"], "laptop")
+    assert key.startswith("sak_") and len(key) >= 43
+    stored = repos.get_api_key_repository().find_by_hash(hash_key(key))
+    assert stored["prefix"] == key[:12] and key not in json.dumps(stored, default=str)
+    assert auth.authenticate({"x-api-key": key}).id == user["id"]
+    assert auth.authenticate({"authorization": f"Bearer {key}"}).id == user["id"]
+    auth.revoke_api_key(user["id"], record["id"])
+    with pytest.raises(errors.Unauthorized):
+        auth.authenticate({"x-api-key": key})  # the local principal cache is cleared on revoke
+
+
+def test_another_users_key_cannot_be_revoked(repos, tmp_path):
+    auth = make_auth(repos, tmp_path)
+    alice, bob = new_user(repos, "a-rev@example.com"), new_user(repos, "b-rev@example.com")
+    record, _ = auth.create_api_key(alice["id"], "k")
+    with pytest.raises(errors.NotFound):
+        auth.revoke_api_key(bob["id"], record["id"])
+
+
+@pytest.mark.parametrize("headers", [{"x-api-key": "nope"}, {"authorization": "Basic Zm9vOmJhcg=="},
+                                     {"authorization": "Bearer "}, {"x-api-key": "x" * 300}])
+def test_bad_credentials_are_401(repos, tmp_path, headers):
+    with pytest.raises(errors.Unauthorized):
+        make_auth(repos, tmp_path).authenticate(headers)
+
+
+def _principal_header(oid: str, email: str) -> str:
+    payload = {"auth_typ": "aad", "claims": [
+        {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid},
+        {"typ": "preferred_username", "val": email}, {"typ": "name", "val": "Easy User"}]}
+    return base64.b64encode(json.dumps(payload).encode()).decode()
+
+
+def test_easy_auth_only_when_enabled_and_first_seen_principal_gets_a_user(repos, tmp_path):
+    header = {"x-ms-client-principal": _principal_header("oid-123", "easy@example.com")}
+    disabled = make_auth(repos, tmp_path)
+    assert not disabled.has_credentials(header)
+    with pytest.raises(errors.Unauthorized):
+        disabled.authenticate(header)
+    enabled = make_auth(repos, tmp_path, auth={"easy_auth_enabled": True})
+    first = enabled.authenticate(header)
+    again = make_auth(repos, tmp_path, auth={"easy_auth_enabled": True}).authenticate(header)
+    assert first.id == again.id and first.email == "easy@example.com" and first.auth_method == "easyauth"
+    assert repos.get_user_repository().find_by_email("easy@example.com")["external_id"] == "easyauth:oid-123"
+
+
+def test_malformed_easy_auth_header_is_401(repos, tmp_path):
+    with pytest.raises(errors.Unauthorized):
+        make_auth(repos, tmp_path, auth={"easy_auth_enabled": True}).authenticate({"x-ms-client-principal": "%%%"})
+
+
+def test_entra_bearer_token_via_verifier(repos, tmp_path):
+    settings = make_settings(tmp_path, auth={"entra_tenant_id": "t", "entra_audience": "api://stockagent"})
+    seen = []
+
+    def verifier(token):
+        seen.append(token)
+        if token != "aaa.bbb.ccc":
+            raise errors.Unauthorized("Invalid bearer token")
+        return {"oid": "entra-oid-1", "preferred_username": "entra@example.com", "name": "Entra User"}
+
+    auth = AuthService(settings=settings, user_repository=repos.get_user_repository(),
+                       api_key_repository=repos.get_api_key_repository(), jwt_verifier=verifier)
+    principal = auth.authenticate({"authorization": "Bearer aaa.bbb.ccc"})
+    assert principal.email == "entra@example.com" and principal.auth_method == "entra"
+    with pytest.raises(errors.Unauthorized):
+        auth.authenticate({"authorization": "Bearer xxx.yyy.zzz"})
+
+
+def test_jwt_refused_when_entra_not_configured(repos, tmp_path):
+    with pytest.raises(errors.Unauthorized, match="not accepted"):
+        make_auth(repos, tmp_path).authenticate({"authorization": "Bearer aaa.bbb.ccc"})
+
+
+def test_real_entra_verifier_rejects_a_forged_token(repos, tmp_path, monkeypatch):
+    """The PyJWT path: a token signed with an unknown key fails signature verification (401)."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = jwt.encode({"oid": "x", "aud": "api://a", "iss": "https://login.microsoftonline.com/t/v2.0"}, other,
+                       algorithm="RS256", headers={"kid": "k1"})
+
+    class FakeJWKS:
+        def get_signing_key_from_jwt(self, _token):
+            return jwt.PyJWK.from_dict({**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())), "kid": "k1",
+                                        "alg": "RS256"})
+
+    auth = make_auth(repos, tmp_path, auth={"entra_tenant_id": "t", "entra_audience": "api://a"})
+    auth._jwks = FakeJWKS()
+    with pytest.raises(errors.Unauthorized):
+        auth.authenticate({"authorization": f"Bearer {token}"})
+    good = jwt.encode({"oid": "good-oid", "aud": "api://a", "iss": "https://login.microsoftonline.com/t/v2.0",
+                       "preferred_username": "good@example.com"}, key, algorithm="RS256", headers={"kid": "k1"})
+    assert auth.authenticate({"authorization": f"Bearer {good}"}).email == "good@example.com"
+
+
+def test_local_admin_seeded_only_in_local(repos, tmp_path):
+    local = make_auth(repos, tmp_path)
+    assert local.seed_local_admin()["roles"] == ["admin", "user"]
+    prod_like = AuthService(settings=make_settings(tmp_path, app={"env": "staging"}, auth={"local_dev_api_key": None}),
+                            user_repository=repos.get_user_repository(), api_key_repository=repos.get_api_key_repository())
+    assert prod_like.seed_local_admin() is None
