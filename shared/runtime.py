@@ -129,7 +129,7 @@ def build_core(
     if database is None:
         database = build_database(settings)
         closers.append(database.close)
-    repos = RepositoryFactory(database.db, settings)
+    repos = RepositoryFactory(database.db, settings, description=database.description)
 
     from shared.services.factory import ServiceFactory
 

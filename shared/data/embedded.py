@@ -87,7 +87,8 @@ class EmbeddedMongoServer:
     Guarantees: `start()` returns a `mongodb://127.0.0.1:<port>/?directConnection=true`
     URI once the server accepts connections (or raises within `start_timeout_s`);
     `close()` stops the server, flushes and closes the SQLite file, and is idempotent.
-    Only loopback is bound. One process should own a given file at a time.
+    Only loopback is bound. Two servers on one file work (SQLite locking) but writes
+    are serialised, so prefer one owning process per data directory.
     """
 
     def __init__(

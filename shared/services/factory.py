@@ -245,7 +245,7 @@ class ServiceFactory:
     def startup(self) -> None:
         """Work done once per process after the core is built: local seeding only."""
         if self.settings.is_local:
-            self.migrations.run()
+            self.migrations.run(wait_s=30)  # workers starting together: the second waits for the first
             self.auth.seed_local_admin()
 
     def health_probes(self) -> list[HealthProbe]:

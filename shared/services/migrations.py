@@ -14,11 +14,12 @@ class MigrationService(BaseService):
         self._settings = settings
         self._repos = repos
 
-    def run(self, *, dry_run: bool = False) -> dict[str, Any]:
-        """Apply pending migrations; a second run reports nothing to do."""
+    def run(self, *, dry_run: bool = False, wait_s: float = 0) -> dict[str, Any]:
+        """Apply pending migrations; a second run reports nothing to do. `wait_s`: how long to wait
+        for another instance's run to release the lock (else MigrationLocked, 409)."""
         from shared.data.migrations import run_migrations
 
-        summary = run_migrations(self._repos.db, self._settings, dry_run=dry_run)
+        summary = run_migrations(self._repos.db, self._settings, dry_run=dry_run, wait_s=wait_s)
         self.logger.info("migrations: %s (applied: %s)", summary.get("status"), ", ".join(summary.get("applied") or []) or "none")
         return summary
 

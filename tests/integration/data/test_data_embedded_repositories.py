@@ -125,12 +125,17 @@ def test_symbols_seeded_searchable_and_bulk_upsert(factory):
     assert hits[0] == "MSFT"
     by_name = [s["symbol"] for s in symbols.search("microsoft")]
     assert "MSFT" in by_name
-    result = symbols.bulk_upsert([{"symbol": "zzzt", "name": "Test Corp", "exchange": "NASDAQ", "type": "equity",
-                                   "currency": "USD"}, {"symbol": "AAPL", "name": "Apple Inc."}])
-    assert result == {"inserted": 1, "updated": 1}
-    assert symbols.get_by_symbol("AAPL")["version"] == 2
+    result = symbols.bulk_upsert([
+        {"symbol": "zzzt", "name": "Test Corp", "exchange": "NASDAQ", "type": "equity", "currency": "USD"},
+        {"symbol": "AAPL", "name": "Apple Inc."},
+        {"symbol": "MSFT", "name": "Microsoft Corp (renamed)"},
+    ])
+    assert result == {"inserted": 1, "updated": 1, "unchanged": 1}
+    assert symbols.get_by_symbol("AAPL")["version"] == 1
+    msft = symbols.get_by_symbol("MSFT")
+    assert msft["version"] == 2 and msft["name"] == "Microsoft Corp (renamed)" and msft["exchange"] == "NASDAQ"
     symbols.collection.delete_one({"symbol": "ZZZT"})
-    symbols.collection.update_one({"symbol": "AAPL"}, {"$set": {"version": 1}})
+    symbols.collection.update_one({"symbol": "MSFT"}, {"$set": {"version": 1, "name": "Microsoft Corporation"}})
 
 
 def test_market_data_bulk_upsert_is_idempotent(factory):
@@ -138,12 +143,19 @@ def test_market_data_bulk_upsert_is_idempotent(factory):
     start = datetime(2026, 1, 5, tzinfo=UTC)
     bars = [{"ts": start + timedelta(days=i), "open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5 + i, "volume": 10}
             for i in range(30)]
-    assert md.bulk_upsert_bars("aapl", "1d", bars) == {"inserted": 30, "updated": 0}
-    assert md.bulk_upsert_bars("AAPL", "1d", bars[-5:] + [{"ts": start + timedelta(days=30), "close": 9.0}]) == \
-        {"inserted": 1, "updated": 5}
+    assert md.bulk_upsert_bars("aapl", "1d", bars) == {"inserted": 30, "updated": 0, "unchanged": 0}
+    changed = {**bars[-1], "close": 99.0}
+    again = bars[-5:-1] + [changed, {"ts": start + timedelta(days=30), "close": 9.0}]
+    assert md.bulk_upsert_bars("AAPL", "1d", again) == {"inserted": 1, "updated": 1, "unchanged": 4}
+    assert md.bulk_upsert_bars("AAPL", "1d", again) == {"inserted": 0, "updated": 0, "unchanged": 6}
+    assert md.count({"symbol": "AAPL"}) == 31
     got = md.get_bars("AAPL", "1d", start=start + timedelta(days=28))
-    assert [b["close"] for b in got] == [29.5, 30.5, 9.0]
+    assert [b["close"] for b in got] == [29.5, 99.0, 9.0]
     assert md.latest_bar("AAPL")["ts"] == "2026-02-04T00:00:00Z"
+    bar_id = md.bar_id("aapl", "1d", start)
+    assert bar_id == "AAPL|1d|2026-01-05T00:00:00Z" and md.get(bar_id)["close"] == 1.5
+    with pytest.raises(NotFound):
+        md.get("")
 
 
 def test_snapshots_expire_logically_and_preferences_upsert(factory):

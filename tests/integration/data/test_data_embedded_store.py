@@ -36,6 +36,12 @@ def test_insert_many_keeps_mongodb_ordered_semantics(raw, ordered, inserted, err
     assert sorted(d["a"] for d in raw.v.find()) == kept
 
 
+def test_batch_insert_patch_is_active():
+    from shared.data.embedded import install_batch_insert
+
+    assert install_batch_insert() is True  # False would mean mongoeco's internals changed shape
+
+
 def test_single_inserts_still_enforce_unique_id_and_validator(raw):
     doc = {"a": "one"}
     raw.v.insert_one(doc)

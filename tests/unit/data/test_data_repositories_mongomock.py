@@ -14,7 +14,7 @@ from shared.data.repositories import (
     MongoWorkspaceRepository,
 )
 from shared.data.repository import MongoGenericRepository
-from shared.errors import BadRequest, Conflict, DatabaseUnavailable, NotFound, PreconditionFailed, ValidationFailed
+from shared.errors import Conflict, DatabaseUnavailable, NotFound, PreconditionFailed, ValidationFailed
 
 
 @pytest.fixture
@@ -243,3 +243,18 @@ def test_factory_returns_singletons_and_reports_health(db):
     assert details["backend"] == "embedded (.data)"
     down = RepositoryFactory(DownDatabase())
     assert down.health_check()[0] is False
+
+
+def test_projection_keeps_sort_keys_for_the_cursor(workspaces):
+    for i in range(3):
+        workspaces.insert_one("u1", {"name": f"w{i}", "description": "d"})
+    items, cursor = workspaces.find_many("u1", limit=2, projection={"name": 1})
+    assert "description" not in items[0] and items[0]["name"] == "w2"
+    rest, end = workspaces.find_many("u1", limit=2, cursor=cursor, projection={"name": 1})
+    assert [i["name"] for i in rest] == ["w0"] and end is None
+
+
+def test_changes_with_operators_are_rejected(users):
+    u = users.insert_one({"email": "a@b.co"})
+    with pytest.raises(ValueError):
+        users.update_one(u["id"], {"$unset": {"email": ""}})

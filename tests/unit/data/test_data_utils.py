@@ -5,7 +5,7 @@ from bson import ObjectId
 
 from shared.data.repository import decode_cursor, encode_cursor, keyset_filter, parse_sort
 from shared.data.utils import batched, get_path, iso_utc, normalize_document
-from shared.errors import BadRequest, ValidationFailed
+from shared.errors import ValidationFailed
 
 
 def test_normalize_document_converts_ids_dates_recursively_and_exposes_id():
@@ -51,8 +51,9 @@ def test_parse_sort_forms_and_tiebreak():
     assert parse_sort("-created_at", (("x", 1),)) == [("created_at", -1), ("_id", -1)]
     assert parse_sort(None, (("name", 1),)) == [("name", 1), ("_id", 1)]
     assert parse_sort([("id", -1)], ()) == [("_id", -1)]
-    with pytest.raises(BadRequest):
+    with pytest.raises(ValidationFailed) as info:
         parse_sort("$where", ())
+    assert info.value.errors == {"sort": ["Not a sortable field"]}
 
 
 def test_cursor_round_trip_and_tamper_detection():
