@@ -1,14 +1,11 @@
 """Chat with the StockAgent: JSON or Server-Sent Events, persisted conversations."""
 
-import asyncio
-import threading
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, Iterator
 
 import azure.functions as func
-import orjson
-from starlette.responses import StreamingResponse
 
 from shared.http import RequestContext, openapi, route
+from shared.http.streaming import sse_response
 from shared.http.schemas import PageQuery
 from shared.schemas.chat import ChatDetail, ChatPage, ChatPath, ChatRequest, ChatResponse
 
@@ -28,83 +25,6 @@ def _document_configured_providers(doc: dict, settings) -> None:
 
 
 openapi.CUSTOMIZERS.append(_document_configured_providers)
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
-_DONE = object()
-
-
-def sse_frame(event: str, data: Any) -> bytes:
-    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-
-
-async def _events_in_thread(ctx: RequestContext, events: Iterator[Any], stop: threading.Event) -> AsyncIterator[Any]:
-    """Drive the synchronous event iterator in a worker thread; the event loop never blocks on the model."""
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    def pump() -> None:
-        try:
-            for event in events:
-                loop.call_soon_threadsafe(queue.put_nowait, event)
-                if stop.is_set():
-                    break
-        except BaseException as exc:  # handed to the event loop, which turns it into an error event
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
-        finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()  # stops the model call when the client went away
-            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
-
-    ctx.core.executor.submit(pump)
-    while True:
-        item = await queue.get()
-        if item is _DONE:
-            return
-        yield item
-
-
-def _error_body(ctx: RequestContext, data: dict) -> dict:
-    return {**data, "instance": ctx.request.url.path, "request_id": ctx.request_id, "error": data.get("title")}
-
-
-def stream_response(ctx: RequestContext, events: Iterator[Any]) -> StreamingResponse:
-    heartbeat = ctx.settings.chat.heartbeat_s
-    stop = threading.Event()
-
-    async def body() -> AsyncIterator[bytes]:
-        source = _events_in_thread(ctx, events, stop).__aiter__()
-        pending: asyncio.Task | None = None
-        try:
-            while True:
-                pending = pending or asyncio.ensure_future(source.__anext__())
-                done, _ = await asyncio.wait({pending}, timeout=heartbeat)
-                if not done:
-                    yield b": keep-alive\n\n"  # a comment line: proxies keep the connection open
-                    continue
-                try:
-                    ev = pending.result()
-                except StopAsyncIteration:
-                    return
-                finally:
-                    pending = None
-                if isinstance(ev, BaseException):
-                    yield sse_frame("error", _error_body(ctx, {"type": "/problems/internal-error", "title": "Internal server error",
-                                                               "status": 500, "detail": "The stream failed unexpectedly"}))
-                    return
-                data = ev.data
-                if ev.event == "meta":
-                    data = {**data, "request_id": ctx.request_id}
-                elif ev.event == "error":
-                    data = _error_body(ctx, data)
-                yield sse_frame(ev.event, data)
-        finally:
-            stop.set()
-            if pending is not None:
-                pending.cancel()
-
-    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
-
-
 async def _start(ctx: RequestContext) -> Iterator[Any]:
     b = ctx.body
     # Budget, conversation ownership and provider are checked here: they answer as problems, not stream events.
@@ -116,7 +36,7 @@ async def _start(ctx: RequestContext) -> Iterator[Any]:
 async def chat(req, ctx: RequestContext):
     """Ask the StockAgent; the answer cites its sources. With `stream: true` it streams like /chat/stream."""
     if ctx.body.stream:
-        return stream_response(ctx, await _start(ctx))
+        return sse_response(ctx, await _start(ctx), heartbeat_s=ctx.settings.chat.heartbeat_s)
     b = ctx.body
     return await ctx.run(ctx.services.chat.chat, ctx.user.id, b.message, b.conversation_id, b.provider, b.temperature)
 
@@ -129,7 +49,7 @@ async def chat_stream(req, ctx: RequestContext):
     Events: `meta`, `tool_call`, `tool_result`, `delta`, `sources`, `usage`, `error` (an RFC 9457 body), `done`;
     a `: keep-alive` comment every 15 s.
     """
-    return stream_response(ctx, await _start(ctx))
+    return sse_response(ctx, await _start(ctx), heartbeat_s=ctx.settings.chat.heartbeat_s)
 
 
 @route(bp, "v1/chats", query=PageQuery, response=ChatPage, tags=TAGS)

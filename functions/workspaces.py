@@ -1,32 +1,13 @@
 """Workspaces: CRUD (names unique per owner) and an NDJSON stream of all of them."""
 
-import logging
-from typing import Any, Iterator
-
 import azure.functions as func
-import orjson
-from starlette.responses import StreamingResponse
 
 from shared.http import RequestContext, route
+from shared.http.streaming import NDJSON, ndjson_response
 from shared.schemas.workspaces import WorkspaceCreate, WorkspaceListQuery, WorkspacePage, WorkspacePublic, WorkspaceUpdate
 
 bp = func.Blueprint()
 TAGS = ("workspaces",)
-NDJSON = "application/x-ndjson"
-log = logging.getLogger("stockagent.http")
-
-
-def _ndjson(first: list[dict[str, Any]] | None, rest: Iterator[list[dict[str, Any]]]) -> Iterator[bytes]:
-    """One JSON object per line; a failure after the headers went out ends the stream with an `error` line."""
-    if first is None:
-        return
-    yield b"".join(orjson.dumps(item) + b"\n" for item in first)
-    try:
-        for chunk in rest:
-            yield b"".join(orjson.dumps(item) + b"\n" for item in chunk)
-    except Exception:  # the status line is sent: the only way left to report is in-band
-        log.exception("workspace stream interrupted")
-        yield orjson.dumps({"error": {"title": "Stream interrupted", "status": 500}}) + b"\n"
 
 
 @route(bp, "v1/workspaces", query=WorkspaceListQuery, response=WorkspacePage, tags=TAGS, errors=(400, 401, 422, 503),
@@ -35,9 +16,7 @@ async def list_workspaces(req, ctx: RequestContext):
     """The caller's workspaces, newest first; `stream=true` streams all of them as NDJSON."""
     service = ctx.services.workspaces
     if ctx.query.stream:
-        chunks = service.stream_workspaces(ctx.user.id)
-        first = await ctx.run(next, chunks, None)  # errors before the first byte are still problem responses
-        return StreamingResponse(_ndjson(first, chunks), media_type=NDJSON)
+        return await ndjson_response(ctx, service.stream_workspaces(ctx.user.id))
     return await ctx.run(service.list_workspaces, ctx.user.id, limit=ctx.query.limit, cursor=ctx.query.cursor)
 
 

@@ -1,0 +1,120 @@
+"""Streamed responses: Server-Sent Events and NDJSON, built the same way for every route.
+
+Errors before the first byte are raised, so the pipeline still answers them as problems;
+after the status line is sent the only way left to report is in-band: an `error` event
+(SSE, an RFC 9457 body) or an `{"error": ...}` line (NDJSON), then the stream closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+
+import orjson
+from starlette.responses import StreamingResponse
+
+if TYPE_CHECKING:
+    from shared.http.api import RequestContext
+
+log = logging.getLogger("stockagent.http")
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+NDJSON = "application/x-ndjson"
+_DONE = object()
+
+
+def sse_frame(event: str, data: Any) -> bytes:
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def problem_data(ctx: "RequestContext", data: dict) -> dict:
+    """An in-band error as a full RFC 9457 body of this request."""
+    return {**data, "instance": ctx.request.url.path, "request_id": ctx.request_id, "error": data.get("title")}
+
+
+async def _drain_in_thread(ctx: "RequestContext", events: Iterator[Any], stop: threading.Event) -> AsyncIterator[Any]:
+    """Drive a synchronous iterator in a worker thread, so the event loop never blocks on it.
+
+    When the client goes away `stop` is set: the worker stops after the event in hand and
+    closes the iterator, which ends the upstream call (e.g. the model stream).
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def pump() -> None:
+        try:
+            for event in events:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+                if stop.is_set():
+                    break
+        except BaseException as exc:  # handed to the event loop, which reports it in-band
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
+            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+    ctx.core.executor.submit(pump)
+    while (item := await queue.get()) is not _DONE:
+        yield item
+
+
+def sse_response(ctx: "RequestContext", events: Iterator[Any], *, heartbeat_s: float) -> StreamingResponse:
+    """Stream `events` (objects with `.event` and `.data`) as SSE, with a keep-alive comment every `heartbeat_s`."""
+    stop = threading.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        source = _drain_in_thread(ctx, events, stop).__aiter__()
+        pending: asyncio.Future | None = None
+        try:
+            while True:
+                pending = pending or asyncio.ensure_future(source.__anext__())
+                done, _ = await asyncio.wait({pending}, timeout=heartbeat_s)
+                if not done:
+                    yield b": keep-alive\n\n"  # a comment line: proxies keep the connection open
+                    continue
+                try:
+                    ev = pending.result()
+                except StopAsyncIteration:
+                    return
+                finally:
+                    pending = None
+                if isinstance(ev, BaseException):
+                    log.error("stream failed", exc_info=ev)
+                    yield sse_frame("error", problem_data(ctx, {"type": "/problems/internal-error", "status": 500,
+                                                                "title": "Internal server error",
+                                                                "detail": "The stream failed unexpectedly"}))
+                    return
+                data = ev.data
+                if ev.event == "meta":
+                    data = {**data, "request_id": ctx.request_id}
+                elif ev.event == "error":
+                    data = problem_data(ctx, data)
+                yield sse_frame(ev.event, data)
+        finally:
+            stop.set()
+            if pending is not None:
+                pending.cancel()
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def ndjson_response(ctx: "RequestContext", chunks: Iterator[list[dict[str, Any]]]) -> StreamingResponse:
+    """Stream chunks of JSON-safe dicts, one object per line. The first chunk is read before the
+    headers go out, so a failure there (database down, ...) is still a problem response."""
+    first = await ctx.run(next, chunks, None)
+
+    def lines() -> Iterator[bytes]:
+        if first is None:
+            return
+        yield b"".join(orjson.dumps(item) + b"\n" for item in first)
+        try:
+            for chunk in chunks:
+                yield b"".join(orjson.dumps(item) + b"\n" for item in chunk)
+        except Exception:  # the status line is sent: report in-band
+            log.exception("NDJSON stream interrupted")
+            yield orjson.dumps({"error": {"title": "Stream interrupted", "status": 500, "request_id": ctx.request_id}}) + b"\n"
+
+    return StreamingResponse(lines(), media_type=NDJSON)
