@@ -4,8 +4,6 @@ import logging
 
 import azure.functions as func
 
-from shared.runtime import get_core
-
 bp = func.Blueprint()
 log = logging.getLogger("stockagent.timers")
 
@@ -15,6 +13,8 @@ log = logging.getLogger("stockagent.timers")
 @bp.timer_trigger(arg_name="timer", schedule="%MARKET_REFRESH_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def market_refresh(timer: func.TimerRequest) -> None:
     """Warm the quote cache for every watched, held and core symbol, in provider batches."""
+    from shared.runtime import get_core  # at first run, not at import: keeps cold start light
+
     summary = get_core().services.market_refresh.run()
     log.info("market refresh: %s", summary, extra={"summary": summary, "past_due": timer.past_due})
 
@@ -23,5 +23,7 @@ def market_refresh(timer: func.TimerRequest) -> None:
 @bp.timer_trigger(arg_name="timer", schedule="%MIGRATION_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def run_migrations(timer: func.TimerRequest) -> None:
     """Apply pending schema migrations (idempotent; a lock keeps concurrent runs apart)."""
+    from shared.runtime import get_core
+
     summary = get_core().services.migrations.run()
     log.info("migrations: %s", summary, extra={"summary": summary})

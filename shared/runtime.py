@@ -48,7 +48,8 @@ class Core:
         headers = {k.lower(): v for k, v in request.headers.items()}
         if not auth.has_credentials(headers):
             return None
-        return await self.run(auth.authenticate, headers)
+        # A key seen in the last seconds resolves in-process; only a miss pays the thread hop and the lookup.
+        return auth.cached_principal(headers) or await self.run(auth.authenticate, headers)
 
     async def rate_limit(self, group: str, key: str) -> Any:
         if self.limiter is None or not self.settings.rate_limits.enabled:

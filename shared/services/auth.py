@@ -130,6 +130,21 @@ class AuthService(BaseService):
             return self._authenticate_easy_auth(headers["x-ms-client-principal"])
         raise errors.Unauthorized("Missing API key or bearer token")
 
+    def cached_principal(self, headers: Mapping[str, str]) -> Principal | None:
+        """The caller when their API key was resolved recently (in-process, no I/O), else None."""
+        key = headers.get("x-api-key")
+        if key is None:
+            scheme, _, token = (headers.get("authorization") or "").partition(" ")
+            key = token.strip() if scheme.lower() == "bearer" and token.startswith(KEY_PREFIX) else None
+        if not key or len(key) > 256:
+            return None
+        digest = hash_key(key.strip())
+        cached = self._principals.get(digest)
+        if cached is None:
+            return None
+        self._touch(digest, cached[1])
+        return cached[0]
+
     def _authenticate_key(self, key: str) -> Principal:
         if not key or len(key) > 256:
             raise errors.Unauthorized("Invalid API key")

@@ -243,10 +243,20 @@ class ServiceFactory:
     # ------------------------------------------------------------ lifecycle and health
 
     def startup(self) -> None:
-        """Work done once per process after the core is built: local seeding only."""
+        """Work done once per process after the core is built: local seeding, and warming the model
+        SDK in the background so the first chat does not wait for `import openai` (~1 s)."""
+        if self.settings.models.provider != "offline":
+            self.executor.submit(self._warm_models)
         if self.settings.is_local:
             self.migrations.run(wait_s=30)  # workers starting together: the second waits for the first
             self.auth.seed_local_admin()
+
+    def _warm_models(self) -> None:
+        try:
+            client = self.models.get(self.models.resolve())
+            getattr(client, "client", None)  # builds the SDK client (imports openai) once, off the request path
+        except Exception:  # warming is an optimisation: the first request reports any real problem
+            log.warning("could not warm the model client", exc_info=True)
 
     def health_probes(self) -> list[HealthProbe]:
         probes = [
