@@ -22,6 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
 logger = logging.getLogger(__name__)
 
 _STRATEGIES = {
+    # Clock-aligned fixed windows over the storage's atomic counter: one round trip per limit and the
+    # reset time known without asking (a burst across a window boundary can reach twice the limit).
+    "aligned-window": "FixedWindowRateLimiter",
+    # Exact, but two round trips per limit (`limits` hits, then reads the window for the headers).
     "moving-window": "MovingWindowRateLimiter",
     "fixed-window": "FixedWindowRateLimiter",
     "sliding-window-counter": "SlidingWindowCounterRateLimiter",
@@ -52,15 +56,17 @@ class RateLimiter:
     ``rate_limits.enabled`` false every hit is allowed.
     """
 
-    def __init__(self, settings: "Settings", cache: "CacheBackend", *, strategy: str = "moving-window") -> None:
+    def __init__(self, settings: "Settings", cache: "CacheBackend", *, strategy: str | None = None) -> None:
         from limits import parse_many, strategies
         from limits.storage import MemoryStorage
 
+        strategy = strategy or settings.rate_limits.strategy
         if strategy not in _STRATEGIES:
             raise ValueError(f"unknown rate-limit strategy {strategy!r}; one of {sorted(_STRATEGIES)}")
         self._cache = cache
         self._cfg = settings.rate_limits
         self._strategy_cls = getattr(strategies, _STRATEGIES[strategy])
+        self._aligned = strategy == "aligned-window"
         self._parse_many = parse_many
         self._items: dict[str, list[Any]] = {}
         self._memory = self._strategy_cls(MemoryStorage())
@@ -107,7 +113,8 @@ class RateLimiter:
             return RateLimitResult(True, item.amount, item.amount, time.time() + item.get_expiry(), 0)
         limiter, uses_redis = self._limiter()
         try:
-            result = self._evaluate(limiter, items, group, key, cost, consume)
+            evaluate = self._evaluate_aligned if self._aligned else self._evaluate
+            result = evaluate(limiter, items, group, key, cost, consume)
         except ServiceUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - storage failure: fail open or closed, never a 500
@@ -134,6 +141,31 @@ class RateLimiter:
             remaining = max(0, int(stats.remaining))
             retry_after = 0 if allowed else max(1, math.ceil(reset_at - now))
             current = RateLimitResult(allowed, item.amount, remaining, reset_at, retry_after)
+            if worst is None or _worse(current, worst):
+                worst = current
+        assert worst is not None
+        return worst
+
+
+    @staticmethod
+    def _evaluate_aligned(limiter: Any, items: list[Any], group: str, key: str, cost: int, consume: bool) -> RateLimitResult:
+        """Windows aligned to the clock (e.g. each whole minute): the counter of the current window
+        is incremented atomically (one round trip) and its reset time is the window's end."""
+        now = time.time()
+        worst: RateLimitResult | None = None
+        for item in items:
+            expiry = item.get_expiry()
+            window = int(now // expiry)
+            reset_at = float((window + 1) * expiry)
+            counter = f"{item.key_for(group, key)}/{window}"
+            if consume:
+                count = limiter.storage.incr(counter, expiry, amount=cost)
+                allowed = count <= item.amount
+            else:
+                count = limiter.storage.get(counter)
+                allowed = count + cost <= item.amount
+            retry_after = 0 if allowed else max(1, math.ceil(reset_at - now))
+            current = RateLimitResult(allowed, item.amount, max(0, item.amount - count), reset_at, retry_after)
             if worst is None or _worse(current, worst):
                 worst = current
         assert worst is not None

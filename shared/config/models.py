@@ -99,6 +99,8 @@ class CacheSettings(_Section):
 class RateLimitSettings(_Section):
     enabled: bool = True
     fail_open: bool = True
+    # aligned-window: one Redis round trip per check; moving-window: exact, two round trips.
+    strategy: Literal["aligned-window", "moving-window", "fixed-window", "sliding-window-counter"] = "aligned-window"
     default: str = "300/minute"
     groups: dict[str, str] = Field(
         default_factory=lambda: {"read": "300/minute", "write": "60/minute", "market": "120/minute", "chat": "20/minute"}

@@ -1,6 +1,7 @@
 """The request pipeline through real HTTP: problems, request ids, limits, headers, CORS, auth."""
 
 import logging
+import time
 
 import pytest
 
@@ -168,6 +169,9 @@ def test_rate_limit_gives_429_with_headers(tmp_path, make_user):
     from starlette.testclient import TestClient
     from tests.conftest import ADMIN_KEY, make_settings
 
+    left = 60 - time.time() % 60
+    if left < 2:  # windows are aligned to the minute: keep the four requests inside one
+        time.sleep(left + 0.05)
     settings = make_settings(tmp_path, rate_limits={"groups": {"read": "3/minute"}})
     core = build_core(settings)
     core.services.auth.seed_local_admin()

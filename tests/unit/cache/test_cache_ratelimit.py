@@ -20,6 +20,47 @@ def limiter_cache(request, make_cache) -> CacheBackend:
     return make_cache() if request.param == "redis" else CacheBackend(None)
 
 
+@pytest.fixture(autouse=True)
+def away_from_window_edge():
+    """Aligned windows reset on the clock's minute: don't start a sequence of hits in its last second."""
+    left = 60 - time.time() % 60
+    if left < 1.5:
+        time.sleep(left + 0.05)
+
+
+@pytest.mark.parametrize("strategy", ["aligned-window", "moving-window"])
+def test_each_strategy_allows_n_then_denies(limiter_cache, strategy):
+    rl = RateLimiter(settings(strategy=strategy), limiter_cache)
+    results = [rl.hit("chat", f"user-{strategy}") for _ in range(4)]
+    assert [r.allowed for r in results] == [True, True, True, False]
+    assert [r.remaining for r in results] == [2, 1, 0, 0]
+    assert 0 < results[-1].retry_after <= 60
+
+
+@pytest.mark.parametrize("strategy,round_trips", [("aligned-window", 1), ("moving-window", 2)])
+def test_redis_round_trips_per_check(make_cache, monkeypatch, strategy, round_trips):
+    import redis
+
+    rl = RateLimiter(settings(strategy=strategy), make_cache())
+    rl.hit("chat", "warm")  # scripts loaded, storage built
+    calls = []
+    original = redis.Redis.execute_command
+
+    def counting(self, *args, **kwargs):
+        calls.append(args[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counting)
+    rl.hit("chat", "counted")
+    assert len(calls) == round_trips, calls
+
+
+def test_aligned_window_resets_at_the_window_end(limiter_cache):
+    rl = RateLimiter(settings(), limiter_cache)
+    result = rl.hit("chat", "edge")
+    assert result.reset_at == (int(time.time() // 60) + 1) * 60
+
+
 def test_allows_n_then_denies_with_retry_after(limiter_cache):
     rl = RateLimiter(settings(), limiter_cache)
     results = [rl.hit("chat", "user-1") for _ in range(4)]
