@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from shared.config import Settings, load_settings
+from shared.errors import DatabaseUnavailable
 from shared.http.metrics import Metrics
 from shared.logging import configure_logging, register_secrets
 
@@ -160,7 +161,11 @@ def build_core(
         "market": ", ".join(sorted({p for order in settings.market.providers.values() for p in order})),
         "model": settings.models.provider,
     }
-    services.startup()
+    try:
+        services.startup()
+    except DatabaseUnavailable:
+        # Serve anyway: health reports the database, data routes answer 503 until it is back.
+        log.warning("database unavailable at start-up; local migrations and seeding skipped for this process")
     log.info("core built in %.0f ms", (time.perf_counter() - started) * 1000, extra={"backends": core.backends})
     return core
 

@@ -51,8 +51,8 @@ class MongoSettings(_Section):
     uri: SecretStr | None = None
     password: SecretStr | None = None
     database: str = "stockagent"
-    server_selection_timeout_ms: int = 2000
-    timeout_ms: int = 2000
+    server_selection_timeout_ms: int = 1500  # a dead database answers 503 well within 2.5 s
+    timeout_ms: int = 1500
     retry_writes: bool = True
     app_name: str = "stockagent-api"
     local_data_dir: str = ".data"

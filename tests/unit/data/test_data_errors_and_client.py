@@ -76,5 +76,5 @@ def test_describe_never_shows_credentials_or_options():
 def test_client_options_from_settings():
     s = Settings.model_validate({"mongodb": {"uri": SecretStr("mongodb://h:1"), "retry_writes": False}})
     opts = client_options(s)
-    assert opts["serverSelectionTimeoutMS"] == 2000 and opts["timeoutMS"] == 2000
+    assert opts["serverSelectionTimeoutMS"] == 1500 and opts["timeoutMS"] == 1500  # a dead database is a 503 within 2.5 s
     assert opts["retryWrites"] is False and opts["appname"] == "stockagent-api" and opts["tz_aware"] is True
