@@ -1,6 +1,6 @@
 """Measure our repository-level operations on the embedded store vs mongomock.
 
-Run: `python -m shared.data.benchmark [--docs 10000]`. Prints a Markdown table.
+Run: `python -m bench.embedded_store [--docs 10000]`. Prints a Markdown table.
 A developer tool (not imported by the app); mongomock is a test dependency.
 """
 
