@@ -143,6 +143,7 @@ def test_http_errors_are_mapped():
 
 def test_apikey_never_logged_nor_in_errors(caplog):
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # the app's logging setup quiets httpx; this test needs it loud
     p, seen, _ = make({"GLOBAL_QUOTE": "av_information_daily_limit.json", "OVERVIEW": "av_overview_ibm.json"})
 
     def boom(request):
