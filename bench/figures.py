@@ -235,7 +235,7 @@ def _component_costs(core: Any, hop_s: float) -> dict[str, float]:
     log = logging.getLogger("stockagent.http")
     logging.getLogger().setLevel(logging.INFO)
     costs = {
-        "one thread-pool hop (a request makes 2)": round(hop_s * 1e6, 1),
+        "one thread-pool hop (the handler; a new API key adds one)": round(hop_s * 1e6, 1),
         "auth.authenticate": _median_us(lambda: core.services.auth.authenticate(headers)),
         "limiter.hit": _median_us(lambda: core.limiter.hit("market", f"user:{user.id}:parts")),
         "market.get_quote (cache hit)": _median_us(lambda: core.services.market.get_quote("AAPL")),
