@@ -37,7 +37,8 @@ def create_app():
         key = settings.auth.local_dev_api_key.get_secret_value()
         print(f"demo admin API key (APP_ENV=local only): {key}\n  try: curl -H 'X-API-Key: {key}' {base}/api/v1/users/me",
               flush=True)
-    app = build_asgi_app()
+    # Like Core Tools, timers also run on their schedules; RUN_TIMERS=0 turns that off.
+    app = build_asgi_app(schedule_timers=os.environ.get("RUN_TIMERS", "1") != "0")
     log.info("timers runnable with POST %s/admin/functions/{name}: %s", base, ", ".join(app.state.timers))
     return app
 

@@ -12,6 +12,8 @@ import inspect
 import json
 import logging
 import re
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +57,10 @@ def registered_functions(app: Any) -> list[Any]:
     return _indexed[id(app)]
 
 
-def _http_and_timers(app: Any) -> tuple[list[tuple[str, list[str], Any]], dict[str, Any]]:
+def _http_and_timers(app: Any) -> tuple[list[tuple[str, list[str], Any]], dict[str, Any], dict[str, str]]:
     http: list[tuple[str, list[str], Any]] = []
     timers: dict[str, Any] = {}
+    schedules: dict[str, str] = {}
     for fn in registered_functions(app):
         trigger = fn.get_trigger()
         user_fn = fn.get_user_function()
@@ -66,16 +69,58 @@ def _http_and_timers(app: Any) -> tuple[list[tuple[str, list[str], Any]], dict[s
             http.append((trigger.route or fn.get_function_name(), methods, user_fn))
         elif trigger.type == "timerTrigger":
             timers[fn.get_function_name()] = user_fn
-    return http, timers
+            schedules[fn.get_function_name()] = trigger.schedule
+    return http, timers, schedules
 
 
-def build_asgi_app(app: Any | None = None) -> Starlette:
+def resolve_schedule(schedule: str, settings: Any) -> str:
+    """A timer's NCRONTAB schedule; `%NAME%` is read from the setting NAME, as the Functions host does."""
+    match = re.fullmatch(r"%([A-Za-z0-9_]+)%", schedule.strip())
+    if not match:
+        return schedule
+    from shared.config import env as env_table
+
+    setting = env_table.by_name(match.group(1))
+    if setting is None or setting.path is None:
+        raise ValueError(f"timer schedule {schedule} names no known setting")
+    value: Any = settings
+    for part in setting.path.split("."):
+        value = getattr(value, part)
+    return str(value)
+
+
+def next_fire(schedule: str, after: datetime) -> datetime:
+    """The next time a six-field NCRONTAB schedule ("sec min hour day month weekday") fires."""
+    from croniter import croniter
+
+    return croniter(schedule, after, second_at_beginning=True).get_next(datetime)
+
+
+async def _run_on_schedule(name: str, fn: Any, schedule: str) -> None:
+    while True:
+        now = datetime.now(timezone.utc)
+        await asyncio.sleep((next_fire(schedule, now) - now).total_seconds())
+        try:
+            await _invoke_timer(fn)
+        except Exception:  # a failed run is logged; the next one still happens, as on the Functions host
+            log.exception("timer %s failed", name)
+
+
+async def _invoke_timer(fn: Any) -> None:
+    if inspect.iscoroutinefunction(fn):
+        await fn(_Timer())
+    else:
+        await asyncio.to_thread(fn, _Timer())
+
+
+def build_asgi_app(app: Any | None = None, *, schedule_timers: bool = False) -> Starlette:
+    """The local host's ASGI app. With `schedule_timers`, timer functions also run on their schedules."""
     if app is None:
         from function_app import app as function_app
 
         app = function_app
     prefix = route_prefix()
-    http, timers = _http_and_timers(app)
+    http, timers, schedules = _http_and_timers(app)
 
     def endpoint_for(user_fn: Any):
         async def endpoint(request: Request) -> Response:
@@ -98,14 +143,28 @@ def build_asgi_app(app: Any | None = None) -> Starlette:
         fn = timers.get(name)
         if fn is None:
             return JSONResponse({"error": f"no timer function {name}", "timers": sorted(timers)}, status_code=404)
-        if inspect.iscoroutinefunction(fn):
-            await fn(_Timer())
-        else:
-            await asyncio.to_thread(fn, _Timer())
+        await _invoke_timer(fn)
         return Response(status_code=202)
 
     routes.append(Route("/admin/functions/{name}", run_timer, methods=["POST"]))
-    star = Starlette(routes=routes)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette):
+        tasks = []
+        if schedule_timers:
+            from shared.runtime import get_core
+
+            settings = get_core().settings
+            for name, fn in timers.items():
+                schedule = resolve_schedule(schedules[name], settings)
+                log.info("timer %s scheduled (%s), next run %s", name, schedule,
+                         next_fire(schedule, datetime.now(timezone.utc)).isoformat())
+                tasks.append(asyncio.create_task(_run_on_schedule(name, fn, schedule)))
+        yield
+        for task in tasks:
+            task.cancel()
+
+    star = Starlette(routes=routes, lifespan=lifespan)
     star.state.timers = sorted(timers)
     star.state.http_routes = [(t, m) for t, m, _ in http]
     return star
