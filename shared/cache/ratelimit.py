@@ -69,7 +69,9 @@ class RateLimiter:
         self._aligned = strategy == "aligned-window"
         self._parse_many = parse_many
         self._items: dict[str, list[Any]] = {}
-        self._memory = self._strategy_cls(MemoryStorage())
+        # limits' MemoryStorage expires keys with a timer thread it restarts every few milliseconds;
+        # aligned windows only need counters, so in memory they use a lock-protected dict instead.
+        self._memory = _MemoryWindows() if self._aligned else self._strategy_cls(MemoryStorage())
         self._redis: Any = None
         self._redis_client: Any = None
         self._lock = threading.Lock()
@@ -170,6 +172,41 @@ class RateLimiter:
                 worst = current
         assert worst is not None
         return worst
+
+
+class _MemoryCounters:
+    """Counters that expire, for one process: thread-safe, no background threads; expired keys are
+    dropped on access and by a sweep at most once a second."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = 0.0
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.monotonic()
+        with self._lock:
+            expires, count = self._data.get(key, (0.0, 0))
+            if expires <= now:
+                expires, count = now + expiry, 0
+            count += amount
+            self._data[key] = (expires, count)
+            if now >= self._next_sweep:
+                self._data = {k: v for k, v in self._data.items() if v[0] > now}
+                self._next_sweep = now + 1.0
+            return count
+
+    def get(self, key: str) -> int:
+        with self._lock:
+            expires, count = self._data.get(key, (0.0, 0))
+            return count if expires > time.monotonic() else 0
+
+
+class _MemoryWindows:
+    """The shape `_evaluate_aligned` needs from a limiter: a `storage` with incr/get."""
+
+    def __init__(self) -> None:
+        self.storage = _MemoryCounters()
 
 
 def _worse(a: RateLimitResult, b: RateLimitResult) -> bool:

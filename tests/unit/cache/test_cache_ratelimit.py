@@ -160,3 +160,19 @@ def test_multiple_limits_in_one_group(limiter_cache):
 def test_malformed_limit_fails_at_construction():
     with pytest.raises(ValueError):
         RateLimiter(settings(groups={"x": "lots"}), CacheBackend(None))
+
+
+def test_memory_windows_expire_and_start_no_threads():
+    import threading
+
+    from shared.cache.ratelimit import _MemoryCounters
+
+    counters = _MemoryCounters()
+    assert [counters.incr("k", 0.05) for _ in range(3)] == [1, 2, 3]
+    time.sleep(0.06)
+    assert counters.get("k") == 0 and counters.incr("k", 0.05) == 1
+    rl = RateLimiter(settings(groups={"read": "1000/minute"}), CacheBackend(None))
+    before = threading.active_count()
+    for i in range(200):
+        rl.hit("read", f"user-{i % 7}")
+    assert threading.active_count() == before
