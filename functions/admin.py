@@ -13,6 +13,7 @@ class MetricsSnapshot(BaseModel):
     requests: list[dict]
     latency: dict[str, dict]
     counters: dict[str, dict[str, int]]
+    backends: dict[str, str]
 
 
 class MigrationRequest(StrictModel):
@@ -24,6 +25,7 @@ async def admin_metrics(req, ctx: RequestContext):
     """Counters: requests by route and status, latency buckets, cache, upstream and LLM usage."""
     snapshot = ctx.core.metrics.snapshot()
     snapshot["counters"] = {**snapshot["counters"], **await ctx.run(ctx.services.counters)}
+    snapshot["backends"] = ctx.core.backends
     return snapshot
 
 

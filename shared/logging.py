@@ -62,6 +62,9 @@ class RedactingFilter(logging.Filter):
             message = str(record.msg)
         record.msg = redact(message)
         record.args = None
+        for key, value in list(record.__dict__.items()):  # extras reach JSON lines and telemetry as attributes
+            if key not in _RESERVED and isinstance(value, str):
+                record.__dict__[key] = redact(value)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

@@ -9,6 +9,8 @@ services exactly once (thread-safe). Tests build the same Core from fakes with
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import threading
 import time
@@ -19,7 +21,7 @@ from typing import Any, Callable
 from shared.config import Settings, load_settings
 from shared.errors import DatabaseUnavailable
 from shared.http.metrics import Metrics
-from shared.logging import configure_logging, register_secrets
+from shared.logging import configure_logging, install_filters, register_secrets
 
 log = logging.getLogger("stockagent.runtime")
 
@@ -36,12 +38,16 @@ class Core:
     database: Any  # shared.data handle: .db, .description, .close()
     repos: Any
     services: Any
+    stream_executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=64, thread_name_prefix="stream"))
     backends: dict[str, str] = field(default_factory=dict)
     closers: list[Callable[[], None]] = field(default_factory=list)
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a synchronous call in the worker pool, with this request's context (request id, user id)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, lambda: fn(*args))
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return await loop.run_in_executor(self.executor, call)
 
     async def authenticate(self, request: Any) -> Any:
         """The caller's Principal, None without credentials; raises Unauthorized for bad ones."""
@@ -66,6 +72,7 @@ class Core:
             except Exception:  # closing is best effort at shutdown
                 log.warning("error while closing a core resource", exc_info=True)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.stream_executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _configure_telemetry(settings: Settings, metrics: Metrics) -> None:
@@ -77,7 +84,9 @@ def _configure_telemetry(settings: Settings, metrics: Metrics) -> None:
         from azure.monitor.opentelemetry import configure_azure_monitor
         from opentelemetry import metrics as otel_metrics
 
-        configure_azure_monitor(connection_string=secret.get_secret_value(), logger_name="stockagent")
+        configure_azure_monitor(connection_string=secret.get_secret_value())  # exports the root logger's records
+        # The exporter's handler is new: give it the redaction filter too, so no secret reaches telemetry.
+        install_filters(logging.getLogger())
         metrics.attach_otel(otel_metrics.get_meter("stockagent"))
     except Exception:  # telemetry must never stop the app from serving
         log.warning("Azure Monitor telemetry could not be configured", exc_info=True)

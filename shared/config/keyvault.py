@@ -7,7 +7,7 @@ azure.identity and azure.keyvault are imported only when a vault is actually use
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable, Iterable, Protocol
 
 from shared.errors import ConfigError
@@ -51,8 +51,14 @@ def fetch_keyvault_secrets(
             return name, None, exc
 
     found: dict[str, str] = {}
-    with ThreadPoolExecutor(max_workers=min(8, len(names) or 1)) as pool:
-        results = list(pool.map(get, names, timeout=timeout_s))
+    pool = ThreadPoolExecutor(max_workers=min(8, len(names) or 1), thread_name_prefix="keyvault")
+    futures = [pool.submit(get, name) for name in names]
+    done, pending = wait(futures, timeout=timeout_s)
+    pool.shutdown(wait=False, cancel_futures=True)  # a hung call must not hold start-up past the timeout
+    host = vault_url.split("//")[-1].rstrip("/")
+    if pending:
+        raise ConfigError(f"Key Vault {host} did not answer within {timeout_s:g} s")
+    results = [f.result() for f in futures]
     unreachable = []
     for name, value, exc in results:
         if exc is None and value is not None:
@@ -62,7 +68,6 @@ def fetch_keyvault_secrets(
         elif exc is not None:
             unreachable.append((name, exc))
     if unreachable and len(unreachable) == len(names):
-        host = vault_url.split("//")[-1].rstrip("/")
         raise ConfigError(f"Key Vault {host} is unreachable ({type(unreachable[0][1]).__name__})")
     for name, exc in unreachable:
         log.warning("Key Vault secret %s could not be read (%s)", vault_name(name), type(exc).__name__)

@@ -9,11 +9,11 @@ as a generic 500 whose traceback is only logged) becomes one RFC 9457 problem bo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Literal, Mapping
 
@@ -140,8 +140,7 @@ class RequestContext:
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a synchronous service call in a worker thread so the event loop never blocks."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.core.executor, lambda: fn(*args, **kwargs))
+        return await self.core.run(fn, *args, **kwargs)
 
     @property
     def if_match(self) -> int | None:
@@ -252,7 +251,7 @@ def _count_detail(errs: Mapping[str, list[str]]) -> str:
 
 def _single_valued(params: Any) -> Mapping[str, str]:
     """Query parameters as a mapping; a repeated parameter is refused rather than silently truncated."""
-    repeated = sorted({k for k, _ in params.multi_items() if len(params.getlist(k)) > 1})
+    repeated = sorted(k for k, n in Counter(k for k, _ in params.multi_items()).items() if n > 1)
     if repeated:
         raise errors.ValidationFailed(
             "Repeated query parameter", errors={k: ["Give this parameter once"] for k in repeated}
@@ -397,7 +396,7 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
         ctx = RequestContext(request=request, request_id=request_id, spec=spec, core=core)
         ctx.body = await _parse_body(request, spec, core)
         ctx.path = _parse_params(spec.path, request.path_params)
-        ctx.query = _parse_params(spec.query, _single_valued(request.query_params))
+        ctx.query = _parse_params(spec.query, _single_valued(request.query_params)) if spec.query else None
         if spec.auth != "public":
             ctx.user = await core.authenticate(request)
             if ctx.user is None:

@@ -8,12 +8,17 @@ after the status line is sent the only way left to report is in-band: an `error`
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 
 import orjson
 from starlette.responses import StreamingResponse
+
+from shared.errors import ApiError
+from shared.http.problems import problem_body
+from shared.logging import request_id_var
 
 if TYPE_CHECKING:
     from shared.http.api import RequestContext
@@ -29,8 +34,17 @@ def sse_frame(event: str, data: Any) -> bytes:
 
 
 def problem_data(ctx: "RequestContext", data: dict) -> dict:
-    """An in-band error as a full RFC 9457 body of this request."""
+    """An in-band error event's data (already a problem: status, type, title, detail) as a full
+    RFC 9457 body of this request."""
     return {**data, "instance": ctx.request.url.path, "request_id": ctx.request_id, "error": data.get("title")}
+
+
+def _problem_of(ctx: "RequestContext", exc: BaseException) -> dict:
+    """The RFC 9457 body for an exception raised after the headers went out (the same mapping as the pipeline)."""
+    if not isinstance(exc, ApiError):
+        log.error("stream failed", exc_info=exc)
+        exc = ApiError("The stream failed unexpectedly")
+    return problem_body(exc, instance=ctx.request.url.path, request_id=ctx.request_id)
 
 
 async def _drain_in_thread(ctx: "RequestContext", events: Iterator[Any], stop: threading.Event) -> AsyncIterator[Any]:
@@ -56,7 +70,8 @@ async def _drain_in_thread(ctx: "RequestContext", events: Iterator[Any], stop: t
                 close()
             loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
-    ctx.core.executor.submit(pump)
+    # Its own pool: a stream holds a thread for a whole model turn, short calls must not queue behind it.
+    ctx.core.stream_executor.submit(contextvars.copy_context().run, pump)
     while (item := await queue.get()) is not _DONE:
         yield item
 
@@ -66,6 +81,7 @@ def sse_response(ctx: "RequestContext", events: Iterator[Any], *, heartbeat_s: f
     stop = threading.Event()
 
     async def body() -> AsyncIterator[bytes]:
+        rid_token = request_id_var.set(ctx.request_id)  # the pipeline's context ended with the headers
         source = _drain_in_thread(ctx, events, stop).__aiter__()
         pending: asyncio.Future | None = None
         try:
@@ -82,10 +98,7 @@ def sse_response(ctx: "RequestContext", events: Iterator[Any], *, heartbeat_s: f
                 finally:
                     pending = None
                 if isinstance(ev, BaseException):
-                    log.error("stream failed", exc_info=ev)
-                    yield sse_frame("error", problem_data(ctx, {"type": "/problems/internal-error", "status": 500,
-                                                                "title": "Internal server error",
-                                                                "detail": "The stream failed unexpectedly"}))
+                    yield sse_frame("error", _problem_of(ctx, ev))
                     return
                 data = ev.data
                 if ev.event == "meta":
@@ -97,6 +110,8 @@ def sse_response(ctx: "RequestContext", events: Iterator[Any], *, heartbeat_s: f
             stop.set()
             if pending is not None:
                 pending.cancel()
+            log.info("stream end", extra={"route": ctx.spec.public_path, "client_gone": stop.is_set()})
+            request_id_var.reset(rid_token)
 
     return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -113,8 +128,7 @@ async def ndjson_response(ctx: "RequestContext", chunks: Iterator[list[dict[str,
         try:
             for chunk in chunks:
                 yield b"".join(orjson.dumps(item) + b"\n" for item in chunk)
-        except Exception:  # the status line is sent: report in-band
-            log.exception("NDJSON stream interrupted")
-            yield orjson.dumps({"error": {"title": "Stream interrupted", "status": 500, "request_id": ctx.request_id}}) + b"\n"
+        except Exception as exc:  # the status line is sent: report in-band, as an RFC 9457 body under "error"
+            yield orjson.dumps({"error": _problem_of(ctx, exc)}) + b"\n"
 
     return StreamingResponse(lines(), media_type=NDJSON)

@@ -50,6 +50,24 @@ def principal_from(user: Mapping[str, Any], method: str) -> Principal:
     )
 
 
+def _api_key_from(headers: Mapping[str, str]) -> str | None:
+    """The API key of `X-API-Key`, or of `Authorization: Bearer <key>` when the token is not a JWT."""
+    key = headers.get("x-api-key")
+    if key is None:
+        scheme, _, token = (headers.get("authorization") or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token and not (token.count(".") == 2 and not token.startswith(KEY_PREFIX)):
+            key = token
+    return key.strip() if key is not None else None
+
+
+def _active(user: Mapping[str, Any] | None, detail: str) -> Mapping[str, Any]:
+    """The user when it exists and is not disabled; Unauthorized otherwise (same answer for both)."""
+    if user is None or user.get("disabled"):
+        raise errors.Unauthorized(detail)
+    return user
+
+
 class _TTLCache:
     def __init__(self, max_entries: int = 4096) -> None:
         self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
@@ -114,31 +132,27 @@ class AuthService(BaseService):
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """Resolve the caller from API key, bearer token or Easy Auth; Unauthorized otherwise."""
-        api_key = headers.get("x-api-key")
         authz = headers.get("authorization")
-        if api_key is None and authz:
+        if headers.get("x-api-key") is None and authz:
             scheme, _, token = authz.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise errors.Unauthorized("Authorization must be 'Bearer <api key or token>'")
             token = token.strip()
             if token.count(".") == 2 and not token.startswith(KEY_PREFIX):
                 return self._authenticate_jwt(token)
-            api_key = token
+        api_key = _api_key_from(headers)
         if api_key is not None:
-            return self._authenticate_key(api_key.strip())
+            return self._authenticate_key(api_key)
         if self._settings.auth.easy_auth_enabled and headers.get("x-ms-client-principal"):
             return self._authenticate_easy_auth(headers["x-ms-client-principal"])
         raise errors.Unauthorized("Missing API key or bearer token")
 
     def cached_principal(self, headers: Mapping[str, str]) -> Principal | None:
         """The caller when their API key was resolved recently (in-process, no I/O), else None."""
-        key = headers.get("x-api-key")
-        if key is None:
-            scheme, _, token = (headers.get("authorization") or "").partition(" ")
-            key = token.strip() if scheme.lower() == "bearer" and token.startswith(KEY_PREFIX) else None
-        if not key or len(key) > 256:
-            return None
-        digest = hash_key(key.strip())
+        key = _api_key_from(headers)
+        return self._cached_key_principal(hash_key(key)) if key and len(key) <= 256 else None
+
+    def _cached_key_principal(self, digest: str) -> Principal | None:
         cached = self._principals.get(digest)
         if cached is None:
             return None
@@ -149,16 +163,13 @@ class AuthService(BaseService):
         if not key or len(key) > 256:
             raise errors.Unauthorized("Invalid API key")
         digest = hash_key(key)
-        cached = self._principals.get(digest)
+        cached = self._cached_key_principal(digest)
         if cached is not None:
-            self._touch(digest, cached[1])
-            return cached[0]
+            return cached
         record = self._keys.find_by_hash(digest)
         if record is None:
             raise errors.Unauthorized("Invalid or revoked API key")
-        user = self._users.find_one({"id": record["owner_id"]})
-        if user is None or user.get("disabled"):
-            raise errors.Unauthorized("Invalid or revoked API key")
+        user = _active(self._users.find_one({"id": record["owner_id"]}), "Invalid or revoked API key")
         principal = principal_from(user, "api_key")
         self._principals.put(digest, (principal, record["id"]), PRINCIPAL_TTL_S)
         self._touch(digest, record["id"])
@@ -212,6 +223,8 @@ class AuthService(BaseService):
     def _authenticate_easy_auth(self, encoded: str) -> Principal:
         try:
             data = json.loads(base64.b64decode(encoded, validate=False))
+            if not isinstance(data, dict) or not isinstance(data.get("claims", []), list):
+                raise TypeError("not a client principal")
             claims = {c["typ"]: c["val"] for c in data.get("claims", [])}
         except (ValueError, KeyError, TypeError):
             raise errors.Unauthorized("Malformed X-MS-CLIENT-PRINCIPAL") from None
@@ -236,10 +249,14 @@ class AuthService(BaseService):
                     "external_id": cache_key,
                 })
             except errors.Conflict:
-                user = self._users.find_one({"external_id": cache_key}) or self._users.find_by_email(email or "")
+                # Only the same identity created concurrently may be taken. An existing account with this
+                # email is never adopted: the token's email claim does not prove ownership of that account.
+                user = self._users.find_one({"external_id": cache_key})
                 if user is None:
-                    raise
-        principal = principal_from(user, provider)
+                    raise errors.Unauthorized(
+                        "An account with this email already exists; sign in with its API key"
+                    ) from None
+        principal = principal_from(_active(user, "This account is disabled"), provider)
         self._principals.put(cache_key, (principal, None), PRINCIPAL_TTL_S)
         return principal
 

@@ -9,7 +9,10 @@ from typing import Any
 from shared.http.schemas import ComponentHealth, HealthReport
 
 PROBE_TIMEOUT_S = 1.5
-SAFE_DETAILS = ("mode", "breaker", "error", "backend", "provider")  # never raw error text or connection strings
+# Public endpoint: never raw error text, connection strings or host names (the backend description is
+# on the admin metrics route instead).
+SAFE_DETAILS = ("mode", "breaker", "error", "provider")
+REPORT_TTL_S = 1.0  # health is public: a burst of probes costs one round of checks per second
 
 
 async def _probe(core: Any, check: Any) -> tuple[bool, dict[str, Any], float]:
@@ -23,8 +26,21 @@ async def _probe(core: Any, check: Any) -> tuple[bool, dict[str, Any], float]:
     return ok, details, round((time.perf_counter() - started) * 1000, 2)
 
 
+_last: dict[int, tuple[float, HealthReport]] = {}
+
+
 async def health_report(core: Any) -> HealthReport:
-    """`unhealthy` when a required component is down, `degraded` when an optional one is."""
+    """`unhealthy` when a required component is down, `degraded` when an optional one is.
+    A report is reused for REPORT_TTL_S, so bursts of health checks do not multiply probes."""
+    cached = _last.get(id(core))
+    if cached is not None and time.monotonic() - cached[0] < REPORT_TTL_S:
+        return cached[1]
+    report = await _check(core)
+    _last[id(core)] = (time.monotonic(), report)
+    return report
+
+
+async def _check(core: Any) -> HealthReport:
     probes = core.services.health_probes()
     results = await asyncio.gather(*(_probe(core, p.check) for p in probes))
     components: dict[str, ComponentHealth] = {}

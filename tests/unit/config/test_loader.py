@@ -185,3 +185,23 @@ def test_keyvault_fetches_in_parallel():
     found = fetch_keyvault_secrets("https://v/", ["A", "B", "C", "D"], fetcher=lambda url: Slow())
     assert found == {"A": "v", "B": "v", "C": "v", "D": "v"}
     assert len(seen) > 1
+
+
+def test_keyvault_that_hangs_fails_within_the_timeout():
+    import threading
+    import time
+
+    release = threading.Event()
+
+    class Hung(FakeSecretClient):
+        def get_secret(self, name):
+            release.wait(5)
+            return _Secret("late")
+
+    started = time.perf_counter()
+    try:
+        with pytest.raises(ConfigError, match="^Key Vault v did not answer within 0.3 s$"):
+            fetch_keyvault_secrets("https://v/", ["A", "B"], fetcher=lambda url: Hung(), timeout_s=0.3)
+        assert time.perf_counter() - started < 1.5
+    finally:
+        release.set()

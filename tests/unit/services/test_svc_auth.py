@@ -132,3 +132,26 @@ def test_local_admin_seeded_only_in_local(repos, tmp_path):
     prod_like = AuthService(settings=make_settings(tmp_path, app={"env": "staging"}, auth={"local_dev_api_key": None}),
                             user_repository=repos.get_user_repository(), api_key_repository=repos.get_api_key_repository())
     assert prod_like.seed_local_admin() is None
+
+
+def test_external_identity_never_takes_over_an_existing_account(repos, tmp_path):
+    """An Easy Auth/Entra principal whose email claim matches an existing user (e.g. the admin) is refused."""
+    repos.get_user_repository().insert_one({"email": "owner@example.com", "name": "Owner", "roles": ["admin", "user"]})
+    auth = make_auth(repos, tmp_path, auth={"easy_auth_enabled": True})
+    with pytest.raises(errors.Unauthorized, match="already exists"):
+        auth.authenticate({"x-ms-client-principal": _principal_header("attacker-oid", "OWNER@example.com")})
+
+
+def test_disabled_external_user_is_refused(repos, tmp_path):
+    repos.get_user_repository().insert_one({"email": "gone@example.com", "name": "Gone", "roles": ["user"],
+                                            "external_id": "easyauth:gone-oid", "disabled": True})
+    auth = make_auth(repos, tmp_path, auth={"easy_auth_enabled": True})
+    with pytest.raises(errors.Unauthorized, match="disabled"):
+        auth.authenticate({"x-ms-client-principal": _principal_header("gone-oid", "gone@example.com")})
+
+
+@pytest.mark.parametrize("payload", [b"[]", b'"text"', b'{"claims": {"typ": 1}}', b'{"claims": [1, 2]}'])
+def test_easy_auth_header_of_the_wrong_shape_is_401(repos, tmp_path, payload):
+    auth = make_auth(repos, tmp_path, auth={"easy_auth_enabled": True})
+    with pytest.raises(errors.Unauthorized):
+        auth.authenticate({"x-ms-client-principal": base64.b64encode(payload).decode()})

@@ -1,0 +1,57 @@
+"""Telemetry gets the same redacted records as the JSON log: a handler added after start-up
+(as Azure Monitor's exporter is) is covered by install_filters, and extras are redacted too."""
+
+import logging
+
+from shared.logging import install_filters, register_secrets
+
+
+class Capture(logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def test_late_handler_and_extras_are_redacted():
+    register_secrets(["telemetry-secret-123"])
+    logger = logging.getLogger("telemetry-test")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    capture = Capture()
+    logger.addHandler(capture)
+    try:
+        install_filters(logger)
+        logger.info("key=%s", "telemetry-secret-123", extra={"detail": "Bearer abcdefghijklmnop telemetry-secret-123"})
+        record = capture.records[0]
+        assert "telemetry-secret-123" not in record.getMessage()
+        assert "telemetry-secret-123" not in record.detail and "abcdefghijklmnop" not in record.detail
+    finally:
+        logger.removeHandler(capture)
+
+
+def test_runtime_installs_filters_after_configuring_azure_monitor(monkeypatch):
+    import sys
+    import types
+
+    from shared.http.metrics import Metrics
+    from shared.runtime import _configure_telemetry
+    from tests.conftest import make_settings
+
+    added = Capture()
+
+    def fake_configure(**kwargs):
+        assert "connection_string" in kwargs and "logger_name" not in kwargs
+        logging.getLogger().addHandler(added)
+
+    monkeypatch.setitem(sys.modules, "azure.monitor.opentelemetry", types.SimpleNamespace(configure_azure_monitor=fake_configure))
+    try:
+        from pathlib import Path
+
+        settings = make_settings(Path("/nonexistent"), telemetry={"applicationinsights_connection_string": "InstrumentationKey=x"})
+        _configure_telemetry(settings, Metrics())
+        assert any(type(f).__name__ == "RedactingFilter" for f in added.filters)
+    finally:
+        logging.getLogger().removeHandler(added)
