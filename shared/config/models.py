@@ -103,7 +103,8 @@ class RateLimitSettings(_Section):
     strategy: Literal["aligned-window", "moving-window", "fixed-window", "sliding-window-counter"] = "aligned-window"
     default: str = "300/minute"
     groups: dict[str, str] = Field(
-        default_factory=lambda: {"read": "300/minute", "write": "60/minute", "market": "120/minute", "chat": "20/minute"}
+        default_factory=lambda: {"read": "300/minute", "write": "60/minute", "market": "120/minute", "chat": "20/minute",
+                                 "auth_failures": "30/minute"}
     )
 
 

@@ -285,7 +285,9 @@ def client_ip(request: Request, behind_frontend: bool) -> str:
         if forwarded:
             # The Azure front end appends "client:port" as the first hop.
             first = forwarded.split(",")[0].strip()
-            return first.rsplit(":", 1)[0] if first.count(":") == 1 else first
+            if first.startswith("["):  # [v6]:port
+                return first[1:].split("]", 1)[0]
+            return first.rsplit(":", 1)[0] if first.count(":") == 1 else first  # v4:port, or bare v6
     return request.client.host if request.client else "unknown"
 
 
@@ -398,9 +400,17 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
         ctx.path = _parse_params(spec.path, request.path_params)
         ctx.query = _parse_params(spec.query, _single_valued(request.query_params)) if spec.query else None
         if spec.auth != "public":
-            ctx.user = await core.authenticate(request)
-            if ctx.user is None:
-                raise errors.Unauthorized("Missing API key or bearer token")
+            try:
+                ctx.user = await core.authenticate(request)
+                if ctx.user is None:
+                    raise errors.Unauthorized("Missing API key or bearer token")
+            except errors.Unauthorized:
+                # Failed sign-ins are limited per client address, so guessing keys is throttled too.
+                ip = client_ip(request, core.settings.http.behind_azure_frontend)
+                limit_result = await core.rate_limit("auth_failures", f"ip:{ip}")
+                if limit_result is not None and not limit_result.allowed:
+                    raise errors.RateLimited("Too many failed sign-ins", retry_after=limit_result.retry_after) from None
+                raise
             user_id_var.set(ctx.user.id)
             if spec.auth == "admin" and not ctx.user.is_admin:
                 raise errors.Forbidden("This operation requires the admin role")

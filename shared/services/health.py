@@ -26,17 +26,14 @@ async def _probe(core: Any, check: Any) -> tuple[bool, dict[str, Any], float]:
     return ok, details, round((time.perf_counter() - started) * 1000, 2)
 
 
-_last: dict[int, tuple[float, HealthReport]] = {}
-
-
 async def health_report(core: Any) -> HealthReport:
     """`unhealthy` when a required component is down, `degraded` when an optional one is.
     A report is reused for REPORT_TTL_S, so bursts of health checks do not multiply probes."""
-    cached = _last.get(id(core))
+    cached = getattr(core, "last_health", None)
     if cached is not None and time.monotonic() - cached[0] < REPORT_TTL_S:
         return cached[1]
     report = await _check(core)
-    _last[id(core)] = (time.monotonic(), report)
+    core.last_health = (time.monotonic(), report)
     return report
 
 

@@ -145,6 +145,7 @@ def test_unexpected_exception_is_generic_500_and_logged_with_request_id(client, 
         raise RuntimeError("secret internal detail /srv/app.py")
 
     monkeypatch.setattr(core.services, "health_probes", boom)
+    monkeypatch.setattr(core, "last_health", None)  # no reused report: the probes must run
     with caplog.at_level(logging.ERROR, logger="stockagent.http"):
         r = client.get("/api/health", headers={"X-Request-ID": "rid-500"})
     body = assert_problem(r, 500, "internal-error")
@@ -188,3 +189,35 @@ def test_rate_limit_gives_429_with_headers(tmp_path, make_user):
     finally:
         set_core(previous)
         core.close()
+
+
+def test_failed_sign_ins_are_rate_limited_per_address(tmp_path):
+    from devhost.app import build_asgi_app
+    from shared.runtime import build_core, set_core
+    from starlette.testclient import TestClient
+    from tests.conftest import make_settings
+
+    left = 60 - time.time() % 60
+    if left < 2:
+        time.sleep(left + 0.05)
+    core = build_core(make_settings(tmp_path, rate_limits={"groups": {"read": "1000/minute", "auth_failures": "3/minute"}}))
+    previous = set_core(core)
+    try:
+        with TestClient(build_asgi_app()) as c:
+            statuses = [c.get("/api/v1/admin/metrics", headers={"X-API-Key": f"sak_guess{i}"}).status_code for i in range(5)]
+        assert statuses == [401, 401, 401, 429, 429]
+    finally:
+        set_core(previous)
+        core.close()
+
+
+@pytest.mark.parametrize("forwarded,expected", [("203.0.113.9:5555, 10.0.0.1", "203.0.113.9"),
+                                                ("[2001:db8::1]:443", "2001:db8::1"), ("2001:db8::2", "2001:db8::2")])
+def test_client_ip_behind_the_front_end(forwarded, expected):
+    from starlette.requests import Request
+
+    from shared.http.api import client_ip
+
+    scope = {"type": "http", "headers": [(b"x-forwarded-for", forwarded.encode())], "client": ("10.1.1.1", 1)}
+    assert client_ip(Request(scope), True) == expected
+    assert client_ip(Request(scope), False) == "10.1.1.1"
