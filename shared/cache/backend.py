@@ -138,6 +138,11 @@ class CacheBackend:
       when it answers.
 
     A call that hits a Redis error is served from memory. Values come back as bytes.
+
+    Keys set or deleted without reaching Redis (failed over, or the call failed) are
+    remembered (at most ``dirty_max_keys``; beyond that the whole namespace) and deleted
+    from Redis before it is used again, so Redis never serves a value older than one
+    written or deleted during the outage.
     """
 
     def __init__(
@@ -151,6 +156,7 @@ class CacheBackend:
         breaker_failure_threshold: int = 3,
         breaker_probe_interval_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        dirty_max_keys: int = 10_000,
     ) -> None:
         self._client = client
         self._prefix = f"{namespace}:{key_version}"
@@ -164,6 +170,12 @@ class CacheBackend:
         self._last_error: str | None = None
         self._failed_over_at: float | None = None
         self._probe_thread: threading.Thread | None = None
+        # Set and cleared under _state_lock together with _failed_over: a probe thread that
+        # already flipped back but is still alive must not stop the next failover's probe.
+        self._probing = False
+        self._dirty: set[str] = set()
+        self._dirty_overflow = False
+        self._dirty_max = max(1, dirty_max_keys)
         self._closed = threading.Event()
         self._incr_script: Any = None
 
@@ -209,11 +221,17 @@ class CacheBackend:
 
     @property
     def memory(self) -> MemoryStore:
-        """The in-process store used in memory mode (shared with SingleFlight's local locks)."""
+        """The in-process store serving memory mode and the calls Redis failed."""
         return self._memory
 
     def record_success(self) -> None:
         """Tell the breaker Redis answered (collaborators that use `live_client` call this)."""
+        if (self._dirty or self._dirty_overflow) and self._client is not None:
+            try:
+                self._flush_dirty(self._client)
+            except Exception as exc:  # noqa: BLE001 - the keys stay remembered for the next success
+                logger.debug("cache: could not delete keys written during failures (%s)", type(exc).__name__)
+                return
         if self._failures:
             with self._state_lock:
                 recovered, self._failures = self._failures > 0, 0
@@ -236,26 +254,67 @@ class CacheBackend:
                 "cache: redis failed %d times in a row (%s); serving from memory, probing every %.1fs",
                 self._failures, self._last_error, self._probe_interval,
             )
-            if (self._probe_thread is None or not self._probe_thread.is_alive()) and not self._closed.is_set():
+            if not self._probing and not self._closed.is_set():
+                self._probing = True
                 self._probe_thread = threading.Thread(target=self._probe_loop, name="cache-redis-probe", daemon=True)
                 self._probe_thread.start()
+
+    def _mark_dirty(self, key: str) -> None:
+        with self._state_lock:
+            if self._dirty_overflow:
+                return
+            self._dirty.add(key)
+            if len(self._dirty) > self._dirty_max:
+                self._dirty.clear()
+                self._dirty_overflow = True
+
+    def _flush_dirty(self, client: Any) -> None:
+        """DEL in Redis the keys remembered as written/deleted elsewhere (the namespace on overflow).
+
+        Raises the Redis error; the keys not yet deleted stay remembered.
+        """
+        with self._state_lock:
+            keys, overflow = list(self._dirty), self._dirty_overflow
+        if overflow:
+            batch: list[Any] = []
+            for k in client.scan_iter(match=f"{self._prefix}:*", count=1000):
+                batch.append(k)
+                if len(batch) >= 500:
+                    client.delete(*batch)
+                    batch.clear()
+            if batch:
+                client.delete(*batch)
+        else:
+            for i in range(0, len(keys), 500):
+                client.delete(*keys[i:i + 500])
+        with self._state_lock:
+            # A key re-added meanwhile was only written to memory: its Redis copy is gone.
+            self._dirty.difference_update(keys)
+            if overflow:
+                self._dirty_overflow = False
 
     def _probe_loop(self) -> None:
         while not self._closed.wait(self._probe_interval):
             try:
                 self._client.ping()  # type: ignore[union-attr]
+                self._flush_dirty(self._client)
             except Exception as exc:  # noqa: BLE001 - any failure means "still down"
                 logger.debug("cache: redis probe failed (%s)", type(exc).__name__)
                 continue
             with self._state_lock:
+                if self._dirty or self._dirty_overflow:
+                    continue  # written during the flush: delete those too before switching
                 self._failed_over = False
                 self._failures = 0
                 self._failed_over_at = None
+                self._probing = False
             # Entries written while failed over may be older than what Redis now holds;
             # dropping them keeps the next failover from serving them.
             self._memory.clear()
             logger.warning("cache: redis answers again; back to redis mode")
             return
+        with self._state_lock:
+            self._probing = False
 
     def close(self) -> None:
         """Stop the probe thread (the process-wide pool stays; see `reset_pools`)."""
@@ -264,10 +323,13 @@ class CacheBackend:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=2)
 
-    def _run(self, redis_op: Callable[[Any], T], memory_op: Callable[[], T]) -> T:
+    def _run(self, redis_op: Callable[[Any], T], memory_op: Callable[[], T], *, writes: str | None = None) -> T:
+        """``writes``: the key a set/delete changes; remembered when Redis does not take the change."""
         client = self.live_client
         if client is not None:
             try:
+                if self._dirty or self._dirty_overflow:
+                    self._flush_dirty(client)  # before reading: Redis may hold a stale copy
                 result = redis_op(client)
             except Exception as exc:  # noqa: BLE001 - the cache must never fail a request
                 if _is_command_error(exc):
@@ -277,8 +339,13 @@ class CacheBackend:
                 else:
                     self.record_failure(exc)
             else:
+                if writes is not None and self._dirty:
+                    with self._state_lock:
+                        self._dirty.discard(writes)  # Redis now holds the latest change
                 self.record_success()
                 return result
+        if writes is not None:
+            self._mark_dirty(writes)
         return memory_op()
 
     # ----- keys and TTLs -----------------------------------------------------------------
@@ -311,10 +378,10 @@ class CacheBackend:
         if ttl is not None and ttl <= 0:
             self.delete(key)
             return
-        self._run(lambda r: r.set(key, data, px=_ttl_ms(ttl)), lambda: self._memory.set(key, data, ttl))
+        self._run(lambda r: r.set(key, data, px=_ttl_ms(ttl)), lambda: self._memory.set(key, data, ttl), writes=key)
 
     def delete(self, key: str) -> None:
-        self._run(lambda r: r.delete(key), lambda: self._memory.delete(key))
+        self._run(lambda r: r.delete(key), lambda: self._memory.delete(key), writes=key)
 
     def get_json(self, key: str) -> Any:
         """The decoded JSON value, or None when missing/expired/corrupt (a corrupt entry is logged)."""

@@ -60,6 +60,7 @@ class SingleFlight:
       ``wait_s``. Remote waiters get the value decoded by ``loads`` (default: JSON, so
       plain dicts/lists); exceptions are not shipped across instances.
     - Redis errors never fail the call: it degrades to in-process deduplication.
+    - An in-process waiter waits at most ``wait_s`` for its leader, then computes itself.
 
     ``computations`` counts how many times this object actually ran a ``fn``;
     ``remote_waits`` how many times it found another instance's lock and waited on it.
@@ -82,6 +83,9 @@ class SingleFlight:
         self._count_lock = threading.Lock()
         self.computations = 0
         self.remote_waits = 0
+        # redis-py Scripts: EVALSHA, and the script body is sent again only on NOSCRIPT.
+        self._acquire_script: Any = None
+        self._release_script: Any = None
 
     def do(
         self,
@@ -102,7 +106,10 @@ class SingleFlight:
             else:
                 call.callers += 1
         if not leader:
-            call.done.wait()
+            if not call.done.wait(wait_s):
+                # A hung leader must not hold every waiter: compute here after wait_s.
+                logger.info("singleflight: in-process leader of %s still running after %.1fs; computing", key, wait_s)
+                return self._compute(fn)
             if call.error is not None:
                 raise call.error
             return call.result  # type: ignore[no-any-return]
@@ -141,7 +148,9 @@ class SingleFlight:
         delay = self._poll
         while True:
             try:
-                acquired = bool(client.eval(_ACQUIRE_SCRIPT, 2, lock_key, result_key, token, lock_px))
+                if self._acquire_script is None:
+                    self._acquire_script = client.register_script(_ACQUIRE_SCRIPT)
+                acquired = bool(self._acquire_script(keys=[lock_key, result_key], args=[token, lock_px], client=client))
             except Exception as exc:  # noqa: BLE001 - coordination is best effort
                 self._cache.record_failure(exc)
                 return self._compute(fn)
@@ -193,6 +202,8 @@ class SingleFlight:
             return result
         finally:
             try:
-                client.eval(_RELEASE_SCRIPT, 1, lock_key, token)
+                if self._release_script is None:
+                    self._release_script = client.register_script(_RELEASE_SCRIPT)
+                self._release_script(keys=[lock_key], args=[token], client=client)
             except Exception as exc:  # noqa: BLE001 - the lock expires by itself
                 self._cache.record_failure(exc)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.data.schema import SchemaManager
 from shared.data.utils import utc_now
-from shared.errors import Conflict
+from shared.errors import ApiError, Conflict
 
 if TYPE_CHECKING:
     from pymongo.database import Database
@@ -42,11 +42,16 @@ class MigrationLocked(Conflict):
     type, title = "migration-locked", "Migrations are already running"
 
 
-class MigrationError(RuntimeError):
-    """A step failed; `summary` says what was applied before it (a rerun resumes there)."""
+class MigrationError(ApiError):
+    """A step failed; `summary` (also in `extra`, so in the problem response) says what was applied before it.
+
+    A rerun resumes at the failed step.
+    """
+
+    status, type, title = 500, "migration-failed", "Migration failed"
 
     def __init__(self, message: str, summary: dict[str, Any]) -> None:
-        super().__init__(message)
+        super().__init__(message, extra={"summary": summary})
         self.summary = summary
 
 
@@ -133,8 +138,11 @@ def _acquire_lock(db: Database, owner: str, ttl_s: float, now: datetime) -> bool
 
 
 def _renew_lock(db: Database, owner: str, ttl_s: float, now: datetime) -> None:
-    db[MIGRATIONS_COLLECTION].update_one(
+    """Extend our lock; MigrationLocked when it is no longer ours (expired and taken, or removed)."""
+    result = db[MIGRATIONS_COLLECTION].update_one(
         {"_id": LOCK_ID, "owner": owner}, {"$set": {"expires_at": now + timedelta(seconds=ttl_s)}})
+    if result.matched_count == 0:
+        raise MigrationLocked("This run lost the migration lock (it expired); stopped before the next step")
 
 
 def _release_lock(db: Database, owner: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from shared.data.repository import MongoGenericRepository, OwnedRepository, Page, SortSpec
 from shared.data.utils import batched, iso_utc, normalize_document
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound, ValidationFailed
 
 
 def name_key(name: str) -> str:
@@ -22,7 +22,27 @@ def name_key(name: str) -> str:
 
 
 def normalize_symbol(symbol: str) -> str:
+    """The one place a ticker is normalised: trimmed and upper-cased (validation is the caller's)."""
     return str(symbol).strip().upper()
+
+
+def normalize_tags(tags: Iterable[Any] | None) -> list[str]:
+    """Tags trimmed, empty ones dropped, duplicates removed keeping the first occurrence's order."""
+    return list(dict.fromkeys(t for t in (str(x).strip() for x in tags or []) if t))
+
+
+def _is_duplicate_key(exc: BaseException) -> bool:
+    from pymongo.errors import PyMongoError
+
+    from shared.data.errors import DUPLICATE_KEY_CODES
+
+    cause = exc.__cause__
+    if not isinstance(cause, PyMongoError):
+        return False
+    if getattr(cause, "code", None) in DUPLICATE_KEY_CODES:
+        return True
+    errors = (getattr(cause, "details", None) or {}).get("writeErrors") or []
+    return any(e.get("code") in DUPLICATE_KEY_CODES for e in errors)
 
 
 def bson_datetime(value: datetime) -> datetime:
@@ -102,13 +122,25 @@ def bulk_upsert(collection: Any, prefix: Mapping[str, Any], key_field: str, rows
 
 
 class _NamedOwnedRepository(OwnedRepository):
-    """Owned collection whose `name` is unique per owner (case-insensitive, via `name_key`)."""
+    """Owned collection whose `name` is unique per owner (case-insensitive, via `name_key`).
+
+    A duplicate name is Conflict("<Entity> name already exists", extra={"field": "name"}),
+    decided by the unique (owner_id, name_key) index, so racing writers get it too.
+    """
+
+    def _name_taken(self) -> Conflict:
+        return Conflict(f"{self._entity()} name already exists", extra={"field": "name"})
 
     def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
         doc = dict(document)
         if "name" in doc:
             doc["name_key"] = name_key(doc["name"])
-        return super().insert_one(owner_id, doc)
+        try:
+            return super().insert_one(owner_id, doc)
+        except Conflict as exc:
+            if _is_duplicate_key(exc):
+                raise self._name_taken() from exc
+            raise
 
     def update_one(self, owner_id: str, id: Any, changes: Mapping[str, Any],  # type: ignore[override]
                    expected_version: int | None = None) -> dict[str, Any]:
@@ -116,7 +148,12 @@ class _NamedOwnedRepository(OwnedRepository):
         changes.pop("name_key", None)
         if changes.get("name") is not None:
             changes["name_key"] = name_key(changes["name"])
-        return super().update_one(owner_id, id, changes, expected_version)
+        try:
+            return super().update_one(owner_id, id, changes, expected_version)
+        except Conflict as exc:
+            if _is_duplicate_key(exc):
+                raise self._name_taken() from exc
+            raise
 
     def find_by_name(self, owner_id: str, name: str) -> dict[str, Any] | None:
         return self.find_one(owner_id, {"name_key": name_key(name)})
@@ -226,9 +263,21 @@ class MongoWatchlistRepository(_NamedOwnedRepository):
         doc["symbols"] = list(dict.fromkeys(symbols))
         return super().insert_one(owner_id, doc)
 
-    def add_symbol(self, owner_id: str, id: Any, symbol: str) -> dict[str, Any]:
-        return self._do_update(self._scoped_id(owner_id, id),
-                               {"$addToSet": {"symbols": normalize_symbol(symbol)}}, check_version=False)
+    def add_symbol(self, owner_id: str, id: Any, symbol: str, *, max_symbols: int | None = None) -> dict[str, Any]:
+        """Add `symbol` (idempotent) atomically; with `max_symbols`, ValidationFailed (422) when the list is full."""
+        base = self._scoped_id(owner_id, id)
+        sym = normalize_symbol(symbol)
+        if base is None or max_symbols is None:
+            return self._do_update(base, {"$addToSet": {"symbols": sym}}, check_version=False)
+        # One conditional write: the symbol is already there, or there is room for it.
+        room = {**base, "$or": [{"symbols": sym}, {f"symbols.{max_symbols - 1}": {"$exists": False}}]}
+        try:
+            return self._do_update(room, {"$addToSet": {"symbols": sym}}, check_version=False)
+        except NotFound:
+            if self._collection.count_documents(base, limit=1):
+                raise ValidationFailed("Watchlist is full",
+                                       errors={"symbol": [f"At most {max_symbols} symbols per watchlist"]}) from None
+            raise
 
     def remove_symbol(self, owner_id: str, id: Any, symbol: str) -> dict[str, Any]:
         return self._do_update(self._scoped_id(owner_id, id),
@@ -260,17 +309,30 @@ class MongoPositionRepository(OwnedRepository):
         return self._collection.delete_many(scoped).deleted_count  # type: ignore[arg-type]
 
 
-class MongoNoteRepository(OwnedRepository):
+class _TaggedOwnedRepository(OwnedRepository):
+    """Owned documents with `tags` (see `normalize_tags`) and an optional `symbol`, normalised on insert and update."""
+
+    @staticmethod
+    def _normalized(fields: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(fields)
+        if "tags" in out:
+            out["tags"] = normalize_tags(out["tags"])
+        if out.get("symbol"):
+            out["symbol"] = normalize_symbol(out["symbol"])
+        return out
+
+    def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        return super().insert_one(owner_id, self._normalized({"tags": [], "symbol": None, **document}))
+
+    def update_one(self, owner_id: str, id: Any, changes: Mapping[str, Any],  # type: ignore[override]
+                   expected_version: int | None = None) -> dict[str, Any]:
+        return super().update_one(owner_id, id, self._normalized(changes), expected_version)
+
+
+class MongoNoteRepository(_TaggedOwnedRepository):
     """Notes with tags and an optional symbol."""
 
     collection_name = "notes"
-
-    def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
-        doc = {"tags": [], "symbol": None, **document}
-        if doc.get("symbol"):
-            doc["symbol"] = normalize_symbol(doc["symbol"])
-        doc["tags"] = list(dict.fromkeys(str(t).strip() for t in doc["tags"] if str(t).strip()))
-        return super().insert_one(owner_id, doc)
 
     def list_notes(self, owner_id: str, *, tag: str | None = None, symbol: str | None = None,
                    sort: SortSpec = None, limit: int | None = None, cursor: str | None = None) -> Page:
@@ -282,7 +344,7 @@ class MongoNoteRepository(OwnedRepository):
         return self.find_many(owner_id, query, sort=sort, limit=limit, cursor=cursor)
 
 
-class MongoInvestmentIdeaRepository(OwnedRepository):
+class MongoInvestmentIdeaRepository(_TaggedOwnedRepository):
     collection_name = "investment_ideas"
 
 
@@ -438,5 +500,5 @@ __all__: Sequence[str] = [
     "MongoApiKeyRepository", "MongoChatRepository", "MongoInvestmentIdeaRepository", "MongoMarketDataRepository",
     "MongoMarketSnapshotRepository", "MongoNoteRepository", "MongoPortfolioRepository", "MongoPositionRepository",
     "MongoSymbolRepository", "MongoUserPreferencesRepository", "MongoUserProfileRepository", "MongoUserRepository",
-    "MongoWatchlistRepository", "MongoWorkspaceRepository", "name_key", "normalize_symbol", "require",
+    "MongoWatchlistRepository", "MongoWorkspaceRepository", "name_key", "normalize_symbol", "normalize_tags", "require",
 ]

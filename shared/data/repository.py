@@ -32,6 +32,16 @@ Page = tuple[list[dict[str, Any]], str | None]
 SYSTEM_FIELDS = frozenset({"_id", "id", "created_at", "updated_at", "version", "owner_id"})
 
 
+def check_version(version: Any, expected_version: int | None, entity: str = "Resource") -> None:
+    """PreconditionFailed (412, `current_version` in extra) when `expected_version` is given and differs."""
+    if expected_version is not None and version != expected_version:
+        raise PreconditionFailed(f"{entity} is at version {version}, not {expected_version}",
+                                 extra={"current_version": version})
+
+
+_check_version = check_version  # `_do_update` has a parameter named check_version
+
+
 def coerce_object_id(value: Any) -> Any | None:
     """ObjectId for an ObjectId or a 24-hex string; None for anything malformed (callers answer 404)."""
     from bson import ObjectId
@@ -228,7 +238,10 @@ class MongoGenericRepository:
         return [self._normalize(d) for d in raw[:size]], next_cursor  # type: ignore[misc]
 
     def _do_insert(self, document: Mapping[str, Any]) -> dict[str, Any]:
-        doc = self._stamp_new(document)
+        return self._write_new(self._stamp_new(document))
+
+    def _write_new(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Insert an already stamped document and return it normalized."""
         result = self._collection.insert_one(doc)
         doc["_id"] = result.inserted_id
         return self._normalize(doc)  # type: ignore[return-value]
@@ -260,11 +273,7 @@ class MongoGenericRepository:
             if current is None:
                 raise NotFound(f"{self._entity()} not found")
             version = current.get("version")
-            if expected_version is not None and version != expected_version:
-                raise PreconditionFailed(
-                    f"{self._entity()} is at version {version}, not {expected_version}",
-                    extra={"current_version": version},
-                )
+            _check_version(version, expected_version, self._entity())
             query["version"] = version
         doc = self._collection.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
         if doc is None:
@@ -281,11 +290,7 @@ class MongoGenericRepository:
             current = self._collection.find_one(base, {"version": 1})
             if current is None:
                 raise NotFound(f"{self._entity()} not found")
-            if current.get("version") != expected_version:
-                raise PreconditionFailed(
-                    f"{self._entity()} is at version {current.get('version')}, not {expected_version}",
-                    extra={"current_version": current.get("version")},
-                )
+            _check_version(current.get("version"), expected_version, self._entity())
             query["version"] = expected_version
         result = self._collection.delete_one(query)
         if result.deleted_count == 0:
@@ -399,12 +404,7 @@ class OwnedRepository(MongoGenericRepository):
         self._scope(owner_id)  # validates owner_id
         doc = self._stamp_new(document)
         doc[self.owner_field] = owner_id
-        return self._do_insert_stamped(doc)
-
-    def _do_insert_stamped(self, doc: dict[str, Any]) -> dict[str, Any]:
-        result = self._collection.insert_one(doc)
-        doc["_id"] = result.inserted_id
-        return self._normalize(doc)  # type: ignore[return-value]
+        return self._write_new(doc)
 
     def update_one(  # type: ignore[override]
         self, owner_id: str, id: Any, changes: Mapping[str, Any], expected_version: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from shared.errors import PreconditionFailed
+from shared.data.repository import check_version
 
 
 def patch(repo: Any, owner_id: str, item_id: str, changes: Mapping[str, Any], expected_version: int | None) -> dict[str, Any]:
@@ -12,9 +12,7 @@ def patch(repo: Any, owner_id: str, item_id: str, changes: Mapping[str, Any], ex
     if changes:
         return repo.update_one(owner_id, item_id, dict(changes), expected_version)
     doc = repo.get(owner_id, item_id)  # NotFound for a missing/foreign/malformed id
-    if expected_version is not None and doc.get("version") != expected_version:
-        raise PreconditionFailed(f"Resource is at version {doc.get('version')}, not {expected_version}",
-                                 extra={"current_version": doc.get("version")})
+    check_version(doc.get("version"), expected_version)
     return doc
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.data.repositories import normalize_symbol
 from shared.schemas.notes import (
     IdeaCreate, IdeaPage, IdeaPublic, IdeaUpdate, NoteCreate, NotePage, NotePublic, NoteUpdate,
 )
@@ -11,12 +12,8 @@ from shared.services._owned import patch
 from shared.services.base import BaseService
 
 
-def _dedupe(tags: list[str]) -> list[str]:
-    return list(dict.fromkeys(t for t in tags if t))
-
-
 class NoteService(BaseService):
-    """Scoped to `owner_id`; tags are de-duplicated in order, symbols upper-cased."""
+    """Scoped to `owner_id`; the repository normalises tags (trimmed, de-duplicated in order) and symbols."""
 
     def __init__(self, *, note_repository: Any, **kw: Any) -> None:
         super().__init__(**kw)
@@ -31,17 +28,13 @@ class NoteService(BaseService):
         return NotePage(items=[NotePublic.model_validate(d) for d in items], next_cursor=next_cursor)
 
     def create_note(self, owner_id: str, data: NoteCreate) -> NotePublic:
-        doc = data.model_dump()
-        doc["tags"] = _dedupe(doc["tags"])
-        return NotePublic.model_validate(self._repo.insert_one(owner_id, doc))
+        return NotePublic.model_validate(self._repo.insert_one(owner_id, data.model_dump()))
 
     def get_note(self, owner_id: str, note_id: str) -> NotePublic:
         return NotePublic.model_validate(self._repo.get(owner_id, note_id))
 
     def update_note(self, owner_id: str, note_id: str, data: NoteUpdate, expected_version: int | None = None) -> NotePublic:
         changes = data.changes()
-        if "tags" in changes:
-            changes["tags"] = _dedupe(changes["tags"])
         return NotePublic.model_validate(patch(self._repo, owner_id, note_id, changes, expected_version))
 
     def delete_note(self, owner_id: str, note_id: str, expected_version: int | None = None) -> None:
@@ -64,24 +57,20 @@ class IdeaService(BaseService):
         if status:
             query["status"] = status
         if symbol:
-            query["symbol"] = symbol.upper()
+            query["symbol"] = normalize_symbol(symbol)
         if tag:
             query["tags"] = tag
         items, next_cursor = self._repo.find_many(owner_id, query, limit=limit, cursor=cursor)
         return IdeaPage(items=[IdeaPublic.model_validate(d) for d in items], next_cursor=next_cursor)
 
     def create_idea(self, owner_id: str, data: IdeaCreate) -> IdeaPublic:
-        doc = data.model_dump()
-        doc["tags"] = _dedupe(doc["tags"])
-        return IdeaPublic.model_validate(self._repo.insert_one(owner_id, doc))
+        return IdeaPublic.model_validate(self._repo.insert_one(owner_id, data.model_dump()))
 
     def get_idea(self, owner_id: str, idea_id: str) -> IdeaPublic:
         return IdeaPublic.model_validate(self._repo.get(owner_id, idea_id))
 
     def update_idea(self, owner_id: str, idea_id: str, data: IdeaUpdate, expected_version: int | None = None) -> IdeaPublic:
         changes = data.changes()
-        if "tags" in changes:
-            changes["tags"] = _dedupe(changes["tags"])
         return IdeaPublic.model_validate(patch(self._repo, owner_id, idea_id, changes, expected_version))
 
     def delete_idea(self, owner_id: str, idea_id: str, expected_version: int | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.data.repository import check_version
 from shared.errors import NotFound, ValidationFailed
 from shared.market.models import Quote
 from shared.schemas.portfolios import (
@@ -58,9 +59,15 @@ class PortfolioService(BaseService):
         return PortfolioPublic.model_validate(patch(self._portfolios, owner_id, portfolio_id, data.changes(), expected_version))
 
     def delete_portfolio(self, owner_id: str, portfolio_id: str, expected_version: int | None = None) -> None:
-        """Deletes the portfolio, then its positions (orphans are invisible: positions are listed through it)."""
-        self._portfolios.delete_one(owner_id, portfolio_id, expected_version)
+        """Checks `expected_version` (412) first, then deletes the positions, then the portfolio.
+
+        In that order a failure part-way leaves the portfolio (retry the delete), never positions
+        without one; a position created concurrently is unreachable anyway (`_position_doc` needs the portfolio).
+        """
+        current = self._portfolios.get(owner_id, portfolio_id)  # NotFound for a missing/foreign id
+        check_version(current.get("version"), expected_version)
         self._positions.delete_for_portfolio(owner_id, portfolio_id)
+        self._portfolios.delete_one(owner_id, portfolio_id, expected_version)
 
     # ------------------------------------------------------------ positions
 
@@ -91,7 +98,9 @@ class PortfolioService(BaseService):
         self._positions.delete_one(owner_id, position_id, expected_version)
 
     def _position_doc(self, owner_id: str, portfolio_id: str, position_id: str) -> dict[str, Any]:
-        # A position addressed through another portfolio of the same owner is NotFound too.
+        # A position addressed through another portfolio of the same owner is NotFound too,
+        # and so is one whose portfolio is gone (an orphan left by a failed or racing delete).
+        self._portfolios.get(owner_id, portfolio_id)
         doc = self._positions.find_one(owner_id, {"id": position_id, "portfolio_id": str(portfolio_id)})
         if doc is None:
             raise NotFound("Position not found")
@@ -168,7 +177,9 @@ class PortfolioService(BaseService):
             cost_value=_round(cost_value), unrealized_pl=_round(market_value - cost_value) if cost_value is not None else None,
             day_change=_round(qty * quote.change) if quote.change is not None else None,
             included_in_totals=included,
-            note=None if included else f"Quoted in {quote.currency}, portfolio in {currency}: not in totals",
+            note=None if included else (
+                f"Quoted in {quote.currency}, portfolio in {currency}: not in totals" if quote.currency
+                else f"Quote currency unknown, portfolio in {currency}: not in totals"),
             provenance=quote.provenance,
         )
 

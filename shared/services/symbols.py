@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shared.data.repositories import normalize_symbol
 from shared.errors import NotFound, ValidationFailed
 from shared.schemas.symbols import SymbolPage, SymbolPublic
 from shared.services.base import BaseService
@@ -15,7 +16,7 @@ _SYMBOL_RE = re.compile(r"^[A-Z0-9.\-^=]{1,15}$")
 
 def canonical_symbol(raw: str) -> str:
     """Upper-cased, trimmed symbol; ValidationFailed (422) unless it matches `^[A-Z0-9.\\-^=]{1,15}$`."""
-    sym = str(raw).strip().upper()
+    sym = normalize_symbol(raw)
     if not _SYMBOL_RE.fullmatch(sym):
         raise ValidationFailed("Invalid symbol", errors={"symbol": ["1-15 characters of A-Z, 0-9, '.', '-', '^' or '='"]})
     return sym

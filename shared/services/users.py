@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from shared.data.repository import check_version
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.schemas.users import (
     ApiKeyCreated, ApiKeyPage, ApiKeyPublic, PreferencesPublic, PreferencesUpdate, ProfilePublic, ProfileUpdate,
     UserCreate, UserCreated, UserPage, UserPublic,
@@ -12,12 +14,31 @@ from shared.schemas.users import (
 from shared.services.base import BaseService
 from shared.services.protocols import ApiKeyIssuer
 
+logger = logging.getLogger(__name__)
+
 
 def _check_version(current: dict[str, Any] | None, expected_version: int | None) -> None:
-    version = (current or {}).get("version", 0)
-    if expected_version is not None and version != expected_version:
-        raise PreconditionFailed(f"Resource is at version {version}, not {expected_version}",
-                                 extra={"current_version": version})
+    check_version((current or {}).get("version", 0), expected_version)
+
+
+def _save_per_owner(repo: Any, owner_id: str, current: dict[str, Any] | None, changes: dict[str, Any],
+                    expected_version: int | None) -> dict[str, Any]:
+    """Write the owner's single document with optimistic concurrency.
+
+    Only the client's `expected_version` is a precondition (412); without one a concurrent
+    write is Conflict (409). The first save is an insert, so the unique owner index turns two
+    racing first saves into 412 (`expected_version` given) or 409 for the loser.
+    """
+    _check_version(current, expected_version)
+    if current is not None:
+        return repo.update_one(owner_id, current["id"], changes, expected_version)
+    try:
+        return repo.insert_one(owner_id, changes)
+    except Conflict:
+        if expected_version is None:
+            raise Conflict("Modified concurrently; reload and retry") from None
+        _check_version(repo.get_for_owner(owner_id), expected_version)
+        raise
 
 
 class UserService(BaseService):
@@ -54,7 +75,15 @@ class UserService(BaseService):
             raise Conflict("A user with this email already exists", extra={"field": "email"})
         user = self._users.insert_one({"email": data.email, "name": data.name or data.email.split("@")[0],
                                        "roles": sorted(set(data.roles) | {"user"})})
-        record, secret = self._keys.create_api_key(user["id"], data.api_key_name)
+        try:
+            record, secret = self._keys.create_api_key(user["id"], data.api_key_name)
+        except BaseException:
+            # A user without a key is unusable and would make the retry a 409: undo the insert.
+            try:
+                self._users.delete_one(user["id"])
+            except Exception:  # noqa: BLE001 - the key failure is the error to report
+                logger.exception("could not remove user %s after its API key failed", user["id"])
+            raise
         return UserCreated(user=UserPublic.model_validate(user),
                            api_key=ApiKeyCreated.model_validate({**record, "secret": secret}))
 
@@ -68,13 +97,11 @@ class UserService(BaseService):
         """Partial update; `expected_version` 0 means "not saved yet"."""
         changes = data.changes()
         current = self._profiles.get_for_owner(user_id)
-        _check_version(current, expected_version)
-        if current is None:
-            doc = self._profiles.upsert_for_owner(user_id, changes)
-        elif changes:
-            doc = self._profiles.update_one(user_id, current["id"], changes, current["version"])
-        else:
+        if current is not None and not changes:
+            _check_version(current, expected_version)
             doc = current
+        else:
+            doc = _save_per_owner(self._profiles, user_id, current, changes, expected_version)
         return ProfilePublic.model_validate(doc)
 
     # ------------------------------------------------------------ preferences
@@ -96,12 +123,8 @@ class UserService(BaseService):
                 raise ValidationFailed("Unknown watchlist",
                                        errors={"default_watchlist_id": ["No such watchlist"]}) from None
         current = self._preferences.get_for_owner(user_id)
-        _check_version(current, expected_version)
         changes = {"preferences": data.model_dump(mode="json")}
-        if current is None:
-            doc = self._preferences.upsert_for_owner(user_id, changes)
-        else:
-            doc = self._preferences.update_one(user_id, current["id"], changes, current["version"])
+        doc = _save_per_owner(self._preferences, user_id, current, changes, expected_version)
         return PreferencesPublic.model_validate({**doc["preferences"], "version": doc["version"],
                                                  "updated_at": doc.get("updated_at")})
 

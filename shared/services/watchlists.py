@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.data.repositories import normalize_symbol
+from shared.errors import NotFound, ValidationFailed
 from shared.schemas.common import MAX_SYMBOLS
 from shared.schemas.watchlists import WatchlistCreate, WatchlistPage, WatchlistPublic, WatchlistUpdate
 from shared.services._owned import patch
@@ -34,7 +35,7 @@ class WatchlistService(BaseService):
         return WatchlistPage(items=[WatchlistPublic.model_validate(d) for d in items], next_cursor=next_cursor)
 
     def create_watchlist(self, owner_id: str, data: WatchlistCreate) -> WatchlistPublic:
-        self._ensure_name_free(owner_id, data.name)
+        """Conflict (409, from the repository's unique name index) when the owner already has that name."""
         doc = data.model_dump()
         doc["symbols"] = self._validated_symbols(data.symbols)
         self._check_workspace(owner_id, data.workspace_id)
@@ -46,8 +47,6 @@ class WatchlistService(BaseService):
     def update_watchlist(self, owner_id: str, watchlist_id: str, data: WatchlistUpdate,
                          expected_version: int | None = None) -> WatchlistPublic:
         changes = data.changes()
-        if changes.get("name") is not None:
-            self._ensure_name_free(owner_id, changes["name"], except_id=watchlist_id)
         if "symbols" in changes:
             changes["symbols"] = self._validated_symbols(changes["symbols"])
         if changes.get("workspace_id") is not None:
@@ -58,16 +57,17 @@ class WatchlistService(BaseService):
         self._repo.delete_one(owner_id, watchlist_id, expected_version)
 
     def add_symbol(self, owner_id: str, watchlist_id: str, symbol: str) -> WatchlistPublic:
-        """Idempotent: adding a symbol already in the list changes nothing but the version."""
-        current = self._repo.get(owner_id, watchlist_id)  # 404 before 422: the list must be the caller's
+        """Idempotent: adding a symbol already in the list changes nothing but the version.
+
+        422 when the list is full (checked atomically with the write, so racing adds cannot exceed MAX_SYMBOLS).
+        """
+        self._repo.get(owner_id, watchlist_id)  # 404 before 422: the list must be the caller's
         sym = self._validated_symbols([symbol])[0]
-        if sym not in current.get("symbols", []) and len(current.get("symbols", [])) >= MAX_SYMBOLS:
-            raise ValidationFailed("Watchlist is full", errors={"symbol": [f"At most {MAX_SYMBOLS} symbols per watchlist"]})
-        return WatchlistPublic.model_validate(self._repo.add_symbol(owner_id, watchlist_id, sym))
+        return WatchlistPublic.model_validate(self._repo.add_symbol(owner_id, watchlist_id, sym, max_symbols=MAX_SYMBOLS))
 
     def remove_symbol(self, owner_id: str, watchlist_id: str, symbol: str) -> None:
         """NotFound when the list is not the caller's or does not contain the symbol."""
-        sym = str(symbol).strip().upper()
+        sym = normalize_symbol(symbol)
         current = self._repo.get(owner_id, watchlist_id)
         if sym not in current.get("symbols", []):
             raise NotFound(f"{sym} is not in this watchlist")
@@ -97,8 +97,3 @@ class WatchlistService(BaseService):
             self._workspaces.get_workspace(owner_id, workspace_id)
         except NotFound:
             raise ValidationFailed("Unknown workspace", errors={"workspace_id": ["No such workspace"]}) from None
-
-    def _ensure_name_free(self, owner_id: str, name: str, except_id: str | None = None) -> None:
-        existing = self._repo.find_by_name(owner_id, name)
-        if existing is not None and existing["id"] != except_id:
-            raise Conflict("Watchlist name already exists", extra={"field": "name"})

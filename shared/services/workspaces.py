@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from shared.data.utils import batched
-from shared.errors import Conflict
 from shared.schemas.workspaces import WorkspaceCreate, WorkspacePage, WorkspacePublic, WorkspaceUpdate
 from shared.services._owned import iterate_all, patch
 from shared.services.base import BaseService
@@ -28,8 +27,7 @@ class WorkspaceService(BaseService):
         return WorkspacePage(items=[WorkspacePublic.model_validate(d) for d in items], next_cursor=next_cursor)
 
     def create_workspace(self, owner_id: str, data: WorkspaceCreate) -> WorkspacePublic:
-        """Conflict (409) when the owner already has a workspace of that name (case-insensitive)."""
-        self._ensure_name_free(owner_id, data.name)
+        """Conflict (409, from the repository's unique name index) when the owner already has that name (case-insensitive)."""
         return WorkspacePublic.model_validate(self._repo.insert_one(owner_id, data.model_dump()))
 
     def get_workspace(self, owner_id: str, workspace_id: str) -> WorkspacePublic:
@@ -38,8 +36,6 @@ class WorkspaceService(BaseService):
     def update_workspace(self, owner_id: str, workspace_id: str, data: WorkspaceUpdate,
                          expected_version: int | None = None) -> WorkspacePublic:
         changes = data.changes()
-        if changes.get("name") is not None:
-            self._ensure_name_free(owner_id, changes["name"], except_id=workspace_id)
         return WorkspacePublic.model_validate(patch(self._repo, owner_id, workspace_id, changes, expected_version))
 
     def delete_workspace(self, owner_id: str, workspace_id: str, expected_version: int | None = None) -> None:
@@ -50,9 +46,3 @@ class WorkspaceService(BaseService):
         records = iterate_all(lambda limit, cursor: self._repo.find_many(owner_id, limit=limit, cursor=cursor))
         serialized = (WorkspacePublic.model_validate(d).model_dump(mode="json") for d in records)
         yield from batched(serialized, chunk_size)
-
-    def _ensure_name_free(self, owner_id: str, name: str, except_id: str | None = None) -> None:
-        # The unique (owner_id, name_key) index is the real guard against races; this gives the clear message.
-        existing = self._repo.find_by_name(owner_id, name)
-        if existing is not None and existing["id"] != except_id:
-            raise Conflict("Workspace name already exists", extra={"field": "name"})

@@ -25,7 +25,8 @@ class FakeMarket:
                 out.append(QuoteError(symbol=s, status=502, type="upstream-error", title="Upstream service failed",
                                       detail=f"provider failed for {s}"))
             else:
-                out.append(Quote(symbol=s, price=self.prices[s], change=0.5, change_percent=0.25,
+                # Quote.currency has no default (providers that do not say are not assumed USD).
+                out.append(Quote(symbol=s, price=self.prices[s], currency="USD", change=0.5, change_percent=0.25,
                                  provenance=Provenance(source="fake", fetched_at=now, as_of=now)))
         return out
 

@@ -12,7 +12,7 @@ class _Market:
         if self.down:
             raise self.down
         now = datetime.now(timezone.utc)
-        return [Quote(symbol=s, price=self.prices[s], change=1.0, provenance=Provenance(source="fake", fetched_at=now))
+        return [Quote(symbol=s, price=self.prices[s], currency="USD", change=1.0, provenance=Provenance(source="fake", fetched_at=now))
                 if s in self.prices else QuoteError(symbol=s, status=502, type="upstream-error", title="Upstream") for s in symbols]
 
 

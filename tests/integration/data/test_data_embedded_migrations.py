@@ -175,3 +175,40 @@ def test_discovery_falls_back_to_known_schema_when_unauthorized():
 
     found, fallback = SchemaManager(RestrictedDb()).discover_collections()
     assert fallback is True and set(found) == set(SPECS)
+
+
+def test_a_run_that_lost_its_lock_stops_before_the_next_step(client, settings):
+    db = client["it_lost_lock"]
+    ran: list[str] = []
+
+    def steal_lock(db, settings):
+        ran.append("first")
+        # Our lock expired and another run took it while this step was running.
+        db[MIGRATIONS_COLLECTION].update_one({"_id": LOCK_ID}, {"$set": {"owner": "other-host:2"}})
+        return {}
+
+    def second(db, settings):
+        ran.append("second")
+        return {}
+
+    steps = [Migration(1, "first", "first", steal_lock), Migration(2, "second", "second", second)]
+    with pytest.raises(MigrationLocked):
+        run_migrations(db, settings, migrations=steps)
+    assert ran == ["first"]
+    assert db[MIGRATIONS_COLLECTION].find_one({"_id": LOCK_ID})["owner"] == "other-host:2"  # not released by us
+
+
+def test_migration_error_is_an_api_error_carrying_the_summary(client, settings):
+    from shared.errors import ApiError
+
+    db = client["it_migration_error"]
+
+    def boom(db, settings):
+        raise RuntimeError("boom")
+
+    with pytest.raises(MigrationError) as info:
+        run_migrations(db, settings, migrations=[Migration(1, "boom", "boom", boom)])
+    assert isinstance(info.value, ApiError)
+    assert info.value.status == 500 and info.value.type == "migration-failed"
+    assert info.value.extra["summary"]["failed"] == "0001_boom"
+    assert info.value.extra["summary"] is info.value.summary

@@ -225,3 +225,82 @@ def test_recovery_drops_values_written_to_memory_during_failures(make_cache, fak
     assert cache.get("other") is None  # Redis answers: failure count reset
     fake_server.connected = False
     assert cache.get("k") is None  # the stale memory copy is gone
+
+
+def test_writes_and_deletes_during_failover_are_not_served_stale_from_redis(make_cache, fake_server, fake_redis):
+    cache = make_cache(breaker_failure_threshold=1, breaker_probe_interval_s=0.01)
+    cache.set("k", b"old")
+    cache.set("gone", b"old")
+    fake_server.connected = False
+    assert cache.get("x") is None  # trips the breaker
+    assert cache.mode == "memory"
+    cache.set("k", b"new")
+    cache.delete("gone")
+    fake_server.connected = True
+    assert wait_until(lambda: cache.mode == "redis")
+    assert cache.get("k") != b"old"
+    assert cache.get("gone") is None
+    assert fake_redis.get("k") is None and fake_redis.get("gone") is None
+
+
+def test_a_single_failed_delete_does_not_leave_the_stale_key(make_cache, fake_server, fake_redis):
+    cache = make_cache(breaker_failure_threshold=3)
+    cache.set("k", b"old")
+    fake_server.connected = False
+    cache.delete("k")  # fails below the threshold: mode stays redis
+    assert cache.mode == "redis"
+    fake_server.connected = True
+    assert cache.get("k") is None
+    assert fake_redis.get("k") is None
+
+
+def test_successful_write_after_a_failed_one_is_kept(make_cache, fake_server):
+    cache = make_cache(breaker_failure_threshold=3)
+    fake_server.connected = False
+    cache.set("k", b"1")
+    fake_server.connected = True
+    cache.set("k", b"2")
+    assert cache.get("k") == b"2"
+
+
+def test_too_many_failed_writes_clear_the_whole_namespace_on_recovery(make_cache, fake_server, fake_redis):
+    cache = make_cache(breaker_failure_threshold=1, breaker_probe_interval_s=0.01, dirty_max_keys=2)
+    for name in ("a", "b", "c"):
+        cache.set(cache.key(name), b"old")
+    fake_redis.set("elsewhere:key", b"kept")
+    fake_server.connected = False
+    cache.get("x")
+    for name in ("a", "b", "c"):
+        cache.set(cache.key(name), b"new")
+    fake_server.connected = True
+    assert wait_until(lambda: cache.mode == "redis")
+    assert [cache.get(cache.key(n)) for n in ("a", "b", "c")] == [None, None, None]
+    assert fake_redis.get("elsewhere:key") == b"kept"
+
+
+def test_failover_while_the_previous_probe_thread_is_exiting_still_recovers(make_cache, fake_server):
+    import threading
+
+    cache = make_cache(breaker_failure_threshold=1, breaker_probe_interval_s=0.01)
+    in_clear, release = threading.Event(), threading.Event()
+    real_clear = cache.memory.clear
+
+    def slow_clear() -> None:
+        # Holds the first probe thread alive right after it switched back to redis.
+        if threading.current_thread().name == "cache-redis-probe" and not release.is_set():
+            in_clear.set()
+            release.wait(5)
+        real_clear()
+
+    cache.memory.clear = slow_clear  # type: ignore[method-assign]
+    fake_server.connected = False
+    cache.get("x")
+    fake_server.connected = True
+    assert in_clear.wait(3)
+    assert cache.mode == "redis"
+    fake_server.connected = False
+    cache.get("x")  # trips again while the old probe thread is still alive
+    assert cache.mode == "memory"
+    fake_server.connected = True
+    release.set()
+    assert wait_until(lambda: cache.mode == "redis")

@@ -161,3 +161,41 @@ def test_result_of_a_previous_flight_is_not_served(cache, fake_redis):
     sf = SingleFlight(cache)
     assert sf.do("k", lambda: "new") == "new"
     assert fake_redis.get("stockagent:v1:sf:k:result") == b'"new"'
+
+
+def test_lock_scripts_run_by_sha_not_by_resending_the_body(fake_server):
+    class CountingRedis(fakeredis.FakeRedis):
+        evals = 0
+        evalshas = 0
+
+        def eval(self, *args, **kwargs):
+            CountingRedis.evals += 1
+            return super().eval(*args, **kwargs)
+
+        def evalsha(self, *args, **kwargs):
+            CountingRedis.evalshas += 1
+            return super().evalsha(*args, **kwargs)
+
+    cache = CacheBackend(CountingRedis(server=fake_server))
+    sf = SingleFlight(cache)
+    assert sf.do("a", lambda: 1) == 1
+    assert sf.do("b", lambda: 2) == 2
+    assert CountingRedis.evals == 0
+    assert CountingRedis.evalshas >= 4  # acquire + release, twice
+    cache.close()
+
+
+def test_in_process_waiter_stops_waiting_for_a_hung_leader_after_wait_s(flight_cache):
+    sf = SingleFlight(flight_cache)
+    release = threading.Event()
+    leader = threading.Thread(target=lambda: sf.do("k", lambda: release.wait(5) and "leader"))
+    leader.start()
+    wait_until(lambda: sf.pending("k") == 1)
+    start = time.monotonic()
+    try:
+        assert sf.do("k", lambda: "local", wait_s=0.1) == "local"
+        assert time.monotonic() - start < 2
+    finally:
+        release.set()
+        leader.join(5)
+    assert sf.computations == 2

@@ -14,7 +14,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 def db():
     import mongomock
 
-    return mongomock.MongoClient().db
+    from shared.data.schema import COLLECTIONS, SchemaManager
+
+    db = mongomock.MongoClient().db
+    # The unique indexes (name per owner, one profile per owner, ...) are part of the contract.
+    manager = SchemaManager(db)
+    for spec in COLLECTIONS:
+        manager.ensure_indexes(spec)
+    return db
 
 
 @pytest.fixture
