@@ -29,7 +29,8 @@ def make_settings(tmp: Path, **overrides):
         "mongodb": {"local_data_dir": str(tmp / "data")},
         "http": {"cors": {"origins": ["http://allowed.example"]}},
         "rate_limits": {"enabled": True, "groups": {"read": "10000/minute", "write": "10000/minute",
-                                                      "market": "10000/minute", "chat": "10000/minute"}},
+                                                      "market": "10000/minute", "chat": "10000/minute",
+                                                      "auth_failures": "10000/minute"}},
     }
     for section, values in overrides.items():
         base[section] = {**base.get(section, {}), **values}

@@ -9,11 +9,12 @@ Event stream of `process_query_streaming` (each an AgentEvent(event, data)):
   usage {prompt_tokens, completion_tokens, total_tokens}
   done {answer, tool_calls, sources, usage, model, provider, fallback_trace, ungrounded_numbers}
 or, instead of sources/usage/done, a final
-  error {status, type, title, detail[, provider, fallback_trace]}   (RFC 9457-like body)
+  error {status, type, title, detail, usage[, provider, fallback_trace]}   (RFC 9457-like body; usage = rounds completed)
 
 Guarantees: a provider failing before any answer text reaches the consumer is replaced by the next configured
 one (recorded in fallback_trace); after text was emitted a failure ends the stream with `error`. Closing the
-generator closes the model stream. Budget accounting is *not* done here: ChatService does it.
+generator closes the model stream. Budget accounting is *not* done here: ChatService does it, from `usage`/`done`,
+the error event's `usage`, or (for a cancelled turn) what `on_usage` was last told.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from shared.ai.factory import ModelFactory
 from shared.ai.grounding import find_ungrounded_numbers
@@ -140,10 +141,14 @@ class StockAgent:
     def process_query_streaming(
         self, message: str, user_id: str, history: list[dict] | None = None, provider: str | None = None,
         temperature: float | None = None, preference: str | None = None,
+        on_usage: Callable[[dict], None] | None = None,
     ) -> Iterator[AgentEvent]:
-        """Validates the provider choice now (ValidationFailed raises here, before any event), then streams."""
+        """Validates the provider choice now (ValidationFailed raises here, before any event), then streams.
+
+        `on_usage(usage_dict)` is called with the turn's accumulated usage each time a model round reports it,
+        so a caller can account for a turn that is cancelled before `done`."""
         candidates = self.factory.candidates(provider, preference)
-        return self._guard(self._run(message, user_id, history or [], candidates, temperature))
+        return self._guard(self._run(message, user_id, history or [], candidates, temperature, on_usage))
 
     def system_prompt(self) -> str:
         today = datetime.now(timezone.utc).date().isoformat()
@@ -160,7 +165,8 @@ class StockAgent:
             err = ApiError("The chat turn failed unexpectedly.")
             yield AgentEvent("error", error_body(err), err)
 
-    def _run(self, message: str, user_id: str, history: list[dict], candidates: list[str], temperature: float | None) -> Iterator[AgentEvent]:
+    def _run(self, message: str, user_id: str, history: list[dict], candidates: list[str], temperature: float | None,
+             on_usage: Callable[[dict], None] | None = None) -> Iterator[AgentEvent]:
         chat = self.settings.chat
         messages: list[dict] = [{"role": "system", "content": self.system_prompt()}]
         messages += bound_history(history, chat.history_token_budget)
@@ -189,7 +195,7 @@ class StockAgent:
                 try:
                     name, client, stream = self.factory.open_stream(messages, tool_definitions(), cands, trace, **opts)
                 except ApiError as exc:
-                    yield AgentEvent("error", error_body(exc, fallback_trace=list(trace)), exc)
+                    yield AgentEvent("error", error_body(exc, fallback_trace=list(trace), usage=usage.to_dict()), exc)
                     return
                 if name != current:
                     current, model_name = name, client.model
@@ -206,8 +212,10 @@ class StockAgent:
                             round_calls.append(ev.tool_call)
                         elif ev.type == "usage" and ev.usage is not None:
                             usage = usage + ev.usage
+                            if on_usage is not None:
+                                on_usage(usage.to_dict())
                 except ApiError as exc:
-                    yield AgentEvent("error", error_body(exc, fallback_trace=list(trace)), exc)
+                    yield AgentEvent("error", error_body(exc, fallback_trace=list(trace), usage=usage.to_dict()), exc)
                     return
                 finally:
                     stream.close()

@@ -2,11 +2,14 @@
 
 Guarantees:
 - the budget is checked before the model is called (RateLimited raises before any event) and the turn's
-  total_tokens are added afterwards, also when the stream failed or was cancelled;
+  total_tokens are added afterwards, also when the stream failed or was cancelled (then: the usage of the model
+  rounds completed so far, at least the estimate of question + partial answer);
 - continuing a conversation loads its messages through store.get (owner-checked: NotFound for another user's);
 - the first streamed event is `meta` and carries conversation_id;
 - the user message and the assistant answer (with tool calls, sources, usage, model, provider) are persisted
-  once the turn is done; a failed or cancelled turn persists the partial answer with `error`/`cancelled` set;
+  once the turn is done (exactly once: a failing store is logged and `done` is still sent); a failed or cancelled
+  turn persists the partial answer with `error`/`cancelled` set;
+- a failing `on_turn` hook is logged and never breaks the stream;
 - closing the stream generator closes the agent's and hence the model's stream.
 """
 
@@ -78,13 +81,15 @@ class ChatService:
             conv = self.store.get(user_id, conversation_id)
             history = list(conv.get("messages") or [])
         pref = self._preference(user_id) if self._preference else None
-        events = self.agent.process_query_streaming(message, user_id, history, provider, temperature, pref)
+        reported: dict = {}  # usage so far, as the agent reports it (read when the turn is cancelled)
+        events = self.agent.process_query_streaming(message, user_id, history, provider, temperature, pref,
+                                                    on_usage=reported.update)
         planned = self.agent.factory.resolve(provider, pref)
         if not conversation_id:
             conv = self.store.create(user_id, self._title(message))
             conversation_id = str(conv["id"])
         first = {"conversation_id": conversation_id, "provider": planned, "model": self.agent.factory.model_name(planned)}
-        return self._stream(user_id, conversation_id, message, events, first)
+        return self._stream(user_id, conversation_id, message, events, first, reported)
 
     @staticmethod
     def _title(message: str) -> str:
@@ -92,7 +97,7 @@ class ChatService:
         return t if len(t) <= 60 else t[:59] + "…"
 
     def _stream(self, user_id: str, cid: str, message: str, events: Iterator[AgentEvent],
-                first_meta: dict) -> Iterator[AgentEvent]:
+                first_meta: dict, reported: dict | None = None) -> Iterator[AgentEvent]:
         user_msg = {"role": "user", "content": message, "created_at": _now()}
         partial: list[str] = []
         meta: dict = dict(first_meta)
@@ -118,22 +123,31 @@ class ChatService:
                     usage = ev.data
                 elif ev.event == "error":
                     error = ev.data
+                    usage = ev.data.get("usage") or usage
                 elif ev.event == "done":
                     d = ev.data
                     usage = d["usage"]
-                    self.store.append_messages(user_id, cid, [user_msg, {
-                        "role": "assistant", "content": d["answer"], "tool_calls": d["tool_calls"], "sources": d["sources"],
-                        "usage": d["usage"], "model": d["model"], "provider": d["provider"],
-                        "fallback_trace": d["fallback_trace"], "ungrounded_numbers": d["ungrounded_numbers"], "created_at": _now(),
-                    }])
-                    persisted = True
+                    persisted = True  # one attempt only: a failed write must not become a second, "cancelled" copy
+                    try:
+                        self.store.append_messages(user_id, cid, [user_msg, {
+                            "role": "assistant", "content": d["answer"], "tool_calls": d["tool_calls"], "sources": d["sources"],
+                            "usage": d["usage"], "model": d["model"], "provider": d["provider"],
+                            "fallback_trace": d["fallback_trace"], "ungrounded_numbers": d["ungrounded_numbers"], "created_at": _now(),
+                        }])
+                    except Exception:  # the answer is complete: the client still gets it
+                        logger.exception("persisting a chat turn failed")
                     if self._on_turn is not None:
-                        self._on_turn(d)
+                        try:
+                            self._on_turn(d)
+                        except Exception:  # metrics must not break the turn
+                            logger.exception("on_turn hook failed")
                 yield ev
         finally:
             events_close = getattr(events, "close", None)
             if events_close is not None:
                 events_close()  # cancellation reaches the model stream
+            if usage is None and reported:
+                usage = dict(reported)  # cancelled: the rounds the agent completed
             if not persisted:
                 assistant = {"role": "assistant", "content": "".join(partial), "tool_calls": tool_calls, "sources": [],
                              "usage": usage, "model": meta.get("model"), "provider": meta.get("provider"), "created_at": _now()}
@@ -146,8 +160,8 @@ class ChatService:
                 except Exception:  # the turn is already over; don't mask its outcome
                     logger.exception("persisting an incomplete chat turn failed")
             tokens = int((usage or {}).get("total_tokens") or 0)
-            if not tokens:
-                tokens = estimate_tokens(message) + estimate_tokens("".join(partial))
+            if not tokens or not persisted:  # failed/cancelled: the unfinished round's usage was never reported
+                tokens = max(tokens, estimate_tokens(message) + estimate_tokens("".join(partial)))
             try:
                 self.budget.add(user_id, tokens)
             except Exception:

@@ -3,8 +3,11 @@
 A number in the answer is grounded when some number in the tool results, scaled by the answer's unit
 (%, K/M/B/T, thousand/million/billion/trillion) and rounded to the answer's precision, equals it.
 A percentage may also come from a fraction (0.2531 -> 25.31%). Signs are ignored ("down 1.2%" for -1.2).
-Ignored in the answer: ISO dates and clock times, list markers ("1. ", "2) "), plain years 1900-2100,
-and digits glued to letters/underscores (tickers, "sma_20", "Q3", "3M").
+Ignored in the answer: ISO dates and clock times, list markers ("1. ", "2) "), plain years 1900-2100 (not when
+written as money, "$2000"), digits glued to letters/underscores ("sma_20", "Q3") and known names ("3M").
+"N x"/"Nx" multiples are checked like plain numbers; "3T"/"3B" are amounts.
+Never a source of grounding: timestamps, dates, ids, urls and cache ages in the tool results (keys in
+_NON_EVIDENCE_KEYS and any date/time text), so a fetch time cannot "ground" an invented 12% or $18.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ _LIST_MARKER_RE = re.compile(r"(?m)^(\s*)\d{1,2}[.)](?=\s)")
 _NUM_RE = re.compile(
     r"(?<![\w.\-])(?<![\w.]-)[-+]?\$?"
     r"(?P<int>\d{1,3}(?:,\d{3})+|\d+)(?P<frac>\.\d+)?"
-    r"(?P<unit>\s?%|\s?(?:trillion|billion|million|thousand)\b|[KMBT]\b|[kmbt]n?\b)?"
+    r"(?P<unit>\s?%|\s?(?:trillion|billion|million|thousand)\b|[KMBT]\b|[kmbt]n?\b|\s?[x×](?![\w]))?"
     r"(?![\w])"
 )
 _UNITS = {
@@ -31,6 +34,18 @@ _UNITS = {
     "t": 1e12, "tn": 1e12, "trillion": 1e12,
 }
 _TOOL_NUM_RE = re.compile(r"\d+(?:\.\d+)?")
+# Provenance/bookkeeping fields: their digits are no evidence for any figure in an answer.
+_NON_EVIDENCE_KEYS = frozenset({
+    "as_of", "fetched_at", "published_at", "ts", "first_date", "last_date", "id", "url", "cache_age_s",
+})
+# Dates and times inside tool text (ISO with fractions/offsets, "18:37:12.345678", RFC 2822 day-month-year).
+_TOOL_DATE_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|\b\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|\s?[+-]\d{2}:?\d{2}|\s?[A-Z]{2,4}\b)?"
+    r"|\b\d{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]* \d{4}\b"
+)
+# Tokens that look like "<digit><unit>" but are names, not amounts.
+_KNOWN_NAMES = frozenset({"3M"})
 
 
 def _tool_numbers(value: Any, out: list[float]) -> None:
@@ -40,9 +55,11 @@ def _tool_numbers(value: Any, out: list[float]) -> None:
         if math.isfinite(value):
             out.append(abs(float(value)))
     elif isinstance(value, str):
-        out.extend(float(m) for m in _TOOL_NUM_RE.findall(value))
+        out.extend(float(m) for m in _TOOL_NUM_RE.findall(_TOOL_DATE_RE.sub(" ", value)))
     elif isinstance(value, dict):
         for k, v in value.items():
+            if isinstance(k, str) and (k in _NON_EVIDENCE_KEYS or k.endswith("_at")):
+                continue
             _tool_numbers(k, out)
             _tool_numbers(v, out)
     elif isinstance(value, (list, tuple)):
@@ -61,11 +78,11 @@ def answer_numbers(answer: str) -> list[tuple[str, float, int, float, bool]]:
         value = float(int_part.replace(",", "") + frac)
         decimals = len(frac) - 1 if frac else 0
         is_pct = unit == "%"
-        if not unit and not frac and "," not in int_part and 1900 <= value <= 2100:
+        money = "$" in m.group(0)
+        if not unit and not frac and not money and "," not in int_part and 1900 <= value <= 2100:
             continue  # a year
-        raw_unit = m.group("unit") or ""
-        if raw_unit and raw_unit[0].isalpha() and len(raw_unit) <= 2 and not frac and "$" not in m.group(0):
-            continue  # "3M", "5G": a name, not 3 million
+        if m.group(0).strip().lstrip("+-").upper() in _KNOWN_NAMES:
+            continue  # "3M": a company, not 3 million
         scale = _UNITS.get(unit, 1.0)
         found.append((m.group(0).strip(), value, decimals, scale, is_pct))
     return found

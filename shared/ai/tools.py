@@ -15,19 +15,33 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.ai.protocols import MarketData, UserData
-from shared.errors import ApiError
+from shared.errors import ApiError, ValidationFailed
+from shared.market.indicators import parse_indicators
+from shared.market.periods import INTERVALS, PERIODS
+from shared.market.symbols import normalize_symbol
 
 DATA_BEGIN = "<<<TOOL_DATA"
 DATA_END = "TOOL_DATA>>>"
 
 # -- argument models ------------------------------------------------------------------------------
+# The market layer's own rules (symbols, periods/intervals, indicator names), so a tool never refuses
+# what the API accepts or passes on what it rejects.
 
-_SYMBOL_RE = re.compile(r"^[A-Za-z0-9.\-^=]{1,15}$")
+
+def _rule_message(exc: ValidationFailed) -> str:
+    return "; ".join(m for msgs in (exc.errors or {}).values() for m in msgs) or exc.detail
+
+
+def _check_symbol(v: str) -> str:
+    try:
+        return normalize_symbol(v)
+    except ValidationFailed as exc:
+        raise ValueError(_rule_message(exc)) from None
 
 
 class _Args(BaseModel):
@@ -40,9 +54,7 @@ class _SymbolArgs(_Args):
     @field_validator("symbol")
     @classmethod
     def _sym(cls, v: str) -> str:
-        if not _SYMBOL_RE.match(v):
-            raise ValueError("symbol must be a ticker like AAPL or BRK.B")
-        return v.upper()
+        return _check_symbol(v)
 
 
 class QuoteArgs(_SymbolArgs):
@@ -54,8 +66,22 @@ class FundamentalsArgs(_SymbolArgs):
 
 
 class HistoryArgs(_SymbolArgs):
-    period: Literal["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"] = "1mo"
-    interval: Literal["1m", "5m", "15m", "30m", "1h", "1d", "1wk", "1mo"] = "1d"
+    period: str = "1mo"
+    interval: str = "1d"
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, v: str) -> str:
+        if v not in PERIODS:
+            raise ValueError(f"period must be one of {', '.join(PERIODS)}")
+        return v
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        if v not in INTERVALS:
+            raise ValueError(f"interval must be one of {', '.join(INTERVALS)}")
+        return v
 
 
 class NewsArgs(_SymbolArgs):
@@ -68,13 +94,10 @@ class IndicatorArgs(_SymbolArgs):
     @field_validator("names")
     @classmethod
     def _names(cls, v: list[str]) -> list[str]:
-        out = []
-        for n in v:
-            n = n.strip().lower()
-            if not re.match(r"^[a-z]{2,10}(_\d{1,3}){0,3}$", n):
-                raise ValueError(f"indicator name {n!r} must look like rsi_14, sma_20 or macd_12_26_9")
-            out.append(n)
-        return out
+        try:
+            return [spec.name for spec in parse_indicators(v)]
+        except ValidationFailed as exc:
+            raise ValueError(_rule_message(exc)) from None
 
 
 class SearchArgs(_Args):
@@ -92,11 +115,7 @@ class NotesArgs(_Args):
     @field_validator("symbol")
     @classmethod
     def _sym(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        if not _SYMBOL_RE.match(v):
-            raise ValueError("symbol must be a ticker like AAPL")
-        return v.upper()
+        return v if v is None else _check_symbol(v)
 
 
 def _schema(props: dict[str, Any], required: list[str]) -> dict:
@@ -111,7 +130,7 @@ TOOL_SPECS: dict[str, tuple[str, dict, type[_Args]]] = {
         "Compact price history summary (first/last close, change %, high/low) over a period.",
         _schema({
             "symbol": _SYM,
-            "period": {"type": "string", "enum": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"]},
+            "period": {"type": "string", "enum": list(PERIODS)},
             "interval": {"type": "string", "enum": ["1d", "1wk", "1mo"]},
         }, ["symbol"]),
         HistoryArgs,
@@ -330,7 +349,7 @@ class ToolExecutor:
     def _t_get_quote(self, a: QuoteArgs):
         q = self._market.get_quote(a.symbol)
         d = _jsonable(q)
-        return d, f"{q.symbol} quote {q.price} {q.currency}", [_source(q.provenance, q.symbol, "quote")]
+        return d, f"{q.symbol} quote {q.price} {q.currency or ''}".rstrip(), [_source(q.provenance, q.symbol, "quote")]
 
     def _t_get_history_summary(self, a: HistoryArgs):
         h = self._market.get_history(a.symbol, a.period, a.interval)

@@ -69,6 +69,12 @@ class CircuitBreaker:
             self._opened_at = None
             self._probe_in_flight = False
 
+    def release(self) -> None:
+        """Give back a slot taken by ``allow()`` without a verdict (the call never really reached the
+        provider, e.g. it does not serve that request): frees the half-open probe slot, state unchanged."""
+        with self._lock:
+            self._probe_in_flight = False
+
     def record_failure(self, *, rate_limited: bool = False, error: str | None = None) -> None:
         with self._lock:
             self._failures += 1

@@ -81,3 +81,30 @@ def trading_days(start: date, end: date) -> list[date]:
             out.append(d)
         d += timedelta(days=1)
     return out
+
+
+def session_close(d: date) -> datetime:
+    """The regular close (16:00 New York) of day ``d``, in UTC."""
+    return datetime.combine(d, CLOSE_TIME, tzinfo=NEW_YORK).astimezone(timezone.utc)
+
+
+def last_session_date(now: datetime) -> date:
+    """The most recent trading day whose session has started at or before ``now`` (New York dates)."""
+    ny = _as_ny(now)
+    d = ny.date()
+    if ny.time() < OPEN_TIME:
+        d -= timedelta(days=1)
+    while not is_trading_day(d):
+        d -= timedelta(days=1)
+    return d
+
+
+def quote_as_of(now: datetime, session_date: date | None = None) -> datetime:
+    """What moment a price fetched at ``now`` describes: ``now`` while the exchange is open, otherwise the
+    close of the last session (``session_date`` when the provider says which day its price is from; an
+    earlier day than today means that day's close even while the exchange is open), never later than ``now``. So a Saturday request is "as of Friday 16:00 ET", not "as of Saturday"."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    if is_market_open(now) and (session_date is None or session_date >= _as_ny(now).date()):
+        return now
+    return min(now, session_close(session_date or last_session_date(now)))

@@ -220,7 +220,8 @@ class DataManager:
     def get_indicators(self, symbol: str, names: Sequence[str]) -> list[IndicatorSeries]:
         """Indicators computed locally from daily history (see ``shared.market.indicators`` for conventions).
 
-        Each series is cached as technical data; all of them come from the same history (one source).
+        Each series is cached as technical data; all series of one answer are computed from the same history
+        fetch (same source and provenance.fetched_at), which is read at most once per call.
         """
         sym = normalize_symbol(symbol)
         if isinstance(names, str):
@@ -228,9 +229,30 @@ class DataManager:
         specs = ind.parse_indicators(list(names or []))
         lookback = max(s.lookback for s in specs)
         period = "1y" if lookback <= 200 else "2y" if lookback <= 450 else "5y"
-        out = []
-        for spec in specs:  # one history (period) for the whole request, so one source and one upstream call
-            out.append(self._serve(self._indicator_req(sym, spec, period)))
+        memo: dict[str, History] = {}
+        active = True
+
+        def history() -> History:
+            if not active:  # a background refresh later on: read the (by then newer) history anew
+                return self.get_history(sym, period=period, interval="1d")
+            if "h" not in memo:
+                memo["h"] = self.get_history(sym, period=period, interval="1d")
+            return memo["h"]
+
+        try:
+            reqs = [self._indicator_req(sym, spec, period, history) for spec in specs]
+            out = [self._serve(r) for r in reqs]
+            if len({s.provenance.fetched_at for s in out}) > 1:
+                # Series cached at different times came from different history fetches: rebuild the odd ones
+                # from one history so the answer is consistent.
+                anchor = history().provenance.fetched_at
+                for i, r in enumerate(reqs):
+                    if out[i].provenance.fetched_at != anchor:
+                        env = self._envelope(*r.load(), r.data_type)
+                        self._write(r.key, env, r.data_type)
+                        out[i] = self._render(r, env, self._now_ts(), stale=False)
+        finally:
+            active = False
         return out
 
     def search_symbols(self, q: str, limit: int = 10) -> list[SymbolMatch]:
@@ -398,15 +420,15 @@ class DataManager:
 
         return _Req("historical_data", key, load, History.model_validate, f"history {sym} {interval} {span}", last_resort)
 
-    def _indicator_req(self, sym: str, spec: ind.IndicatorSpec, period: str) -> _Req:
+    def _indicator_req(self, sym: str, spec: ind.IndicatorSpec, period: str, history: Callable[[], History]) -> _Req:
         key = self._cache.key("market", "indicator", sym, spec.name, period)
 
         def load() -> tuple[Any, float]:
-            hist = self.get_history(sym, period=period, interval="1d")
+            hist = history()
             rows = ind.compute(spec, [b.high for b in hist.bars], [b.low for b in hist.bars], [b.close for b in hist.bars])
             points = [IndicatorPoint(ts=b.ts, value=v, values=vs) for b, (v, vs) in zip(hist.bars, rows) if v is not None]
-            prov = hist.provenance.model_copy(update={"cache_age_s": 0.0})  # keeps stale=True from stale bars
-            series = IndicatorSeries(symbol=sym, name=spec.name, points=points, provenance=prov)
+            # The bars' provenance as is (stale=True from stale bars; its age is recomputed on every read).
+            series = IndicatorSeries(symbol=sym, name=spec.name, points=points, provenance=hist.provenance)
             # Computed from stale bars: worth recomputing as soon as fresh bars arrive.
             fresh = 0.0 if hist.provenance.stale else float(self._cache.ttl_for("technical_data"))
             return series.model_dump(mode="json"), fresh
@@ -458,6 +480,11 @@ class DataManager:
         age = max(0.0, now - float(env["fetched_at"]))
         if isinstance(value, list) or not hasattr(value, "provenance"):
             return value
+        fetched = value.provenance.fetched_at
+        if fetched is not None:  # data derived from an earlier fetch (indicators from cached bars) is that old
+            if fetched.tzinfo is None:
+                fetched = fetched.replace(tzinfo=timezone.utc)
+            age = max(age, now - fetched.timestamp())
         prov = value.provenance.model_copy(update={"cache_age_s": round(age, 3), "stale": stale or value.provenance.stale})
         return value.model_copy(update={"provenance": prov})
 
@@ -468,6 +495,11 @@ class DataManager:
     def _serve(self, req: _Req) -> Any:
         now = self._now_ts()
         env = self._read(req.key)
+        if env is not None and "not_found" in env:
+            if now < env["fresh_until"]:
+                self._count_cache(req.data_type, "hit")
+                raise NotFound(env["not_found"], extra={"what": req.describe})
+            env = None  # an expired negative entry: ask upstream again
         if env is not None:
             if now < env["fresh_until"]:
                 self._count_cache(req.data_type, "hit")
@@ -495,6 +527,8 @@ class DataManager:
         """Runs once per key among concurrent callers: re-check the cache, then ask the providers."""
         env = self._read(req.key)
         if env is not None and self._now_ts() < env["fresh_until"]:
+            if "not_found" in env:
+                raise NotFound(env["not_found"], extra={"what": req.describe})
             return env  # another caller (or instance) refreshed it meanwhile
         value, fresh_s = req.load()
         env = self._envelope(value, fresh_s, req.data_type)
@@ -512,6 +546,17 @@ class DataManager:
             try:
                 self._sf.do(req.key, lambda: self._load(req))
                 outcome = "ok"
+            except NotFound as exc:
+                # Authoritative (e.g. delisted): replace the stale value with a short negative entry, so
+                # requests answer 404 at once instead of serving stale data and asking upstream each time.
+                outcome = "not_found"
+                now = self._now_ts()
+                neg_s = min(float(self._cache.ttl_for(req.data_type)), 300.0)
+                try:
+                    self._cache.set_json(req.key, {"v": None, "not_found": exc.detail, "fetched_at": now,
+                                                   "fresh_until": now + neg_s, "swr_until": now + neg_s}, ttl=int(math.ceil(neg_s)))
+                except Exception:  # noqa: BLE001
+                    logger.warning("market cache write failed", exc_info=True)
             except Exception as exc:  # noqa: BLE001 - the stale value stays in place
                 outcome = "failed"
                 logger.info("background market refresh failed", extra={"what": req.describe, "error": type(exc).__name__})
@@ -606,7 +651,7 @@ class DataManager:
             try:
                 result = call(provider)
             except ProviderUnsupported:
-                breaker.record_success()  # the provider is fine, it just does not serve this
+                breaker.release()  # not a probe: says nothing about the provider's health
                 self._count_upstream(name, "unsupported")
                 continue
             except (NotFound, ValidationFailed):

@@ -24,7 +24,7 @@ class Provenance(BaseModel):
 class Quote(BaseModel):
     symbol: str
     price: float
-    currency: str = "USD"
+    currency: str | None = None  # ISO code; None when the provider did not say (never assume USD)
     change: float | None = None
     change_percent: float | None = None
     previous_close: float | None = None

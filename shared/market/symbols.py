@@ -40,3 +40,9 @@ def builtin_symbols() -> tuple[dict[str, Any], ...]:
 def builtin_index() -> dict[str, dict[str, Any]]:
     """Catalogue entries by symbol."""
     return {row["symbol"]: row for row in builtin_symbols()}
+
+
+def listing_currency(symbol: str) -> str | None:
+    """The trading currency of a catalogued symbol, for providers whose quotes do not say it."""
+    entry = builtin_index().get(symbol.upper())
+    return entry.get("currency") if entry else None

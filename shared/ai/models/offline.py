@@ -269,7 +269,7 @@ class OfflineModel(BaseModelClient):
         return "\n".join(lines).rstrip() + "\n"
 
     def _w_get_quote(self, d: dict) -> list[str]:
-        s = f"- {d.get('symbol')} last price {_fmt(d.get('price'))} {d.get('currency', '')}".rstrip()
+        s = f"- {d.get('symbol')} last price {_fmt(d.get('price'))} {d.get('currency') or ''}".rstrip()
         if d.get("change") is not None:
             s += f", change {_fmt(d['change'])}"
             if d.get("change_percent") is not None:

@@ -10,7 +10,7 @@ import logging
 import threading
 from typing import Any, Callable, Iterator
 
-from shared.ai.models.base import BaseModelClient, ModelEvent, ModelResult, ToolCall, Usage
+from shared.ai.models.base import BaseModelClient, ModelEvent, ToolCall, Usage
 from shared.errors import ApiError, ContentFiltered, ModelUnavailable, ValidationFailed
 
 logger = logging.getLogger(__name__)
@@ -127,27 +127,6 @@ class OpenAIChat(BaseModelClient):
         return req
 
     # -- calls ----------------------------------------------------------------------------------
-    def generate(self, messages: list[dict], tools: list[dict] | None = None, **opts: Any) -> ModelResult:
-        req = self._request(messages, tools, opts)
-        try:
-            resp = self.client.chat.completions.create(**req)
-        except Exception as exc:  # SDK errors become ours
-            raise translate_openai_error(exc, self.provider) from exc
-        if not resp.choices:
-            raise ModelUnavailable(f"{self.provider} returned no choices", provider=self.provider)
-        choice = resp.choices[0]
-        if choice.finish_reason == "content_filter":
-            raise ContentFiltered("The model provider's content filter blocked this answer.", extra={"provider": self.provider})
-        msg = choice.message
-        calls = [
-            ToolCall(tc.id, tc.function.name, tc.function.arguments or "")
-            for tc in (msg.tool_calls or [])
-            if getattr(tc, "function", None) is not None
-        ]
-        u = resp.usage
-        usage = Usage(u.prompt_tokens or 0, u.completion_tokens or 0, u.total_tokens or 0) if u else Usage()
-        return ModelResult(msg.content or "", calls, usage, choice.finish_reason, resp.model or self.model, self.provider)
-
     def generate_stream(self, messages: list[dict], tools: list[dict] | None = None, **opts: Any) -> Iterator[ModelEvent]:
         req = self._request(messages, tools, opts)
         req["stream"] = True

@@ -17,9 +17,11 @@ from datetime import date, datetime, timezone
 from typing import Any, Callable
 
 from shared.errors import MarketDataUnavailable, NotFound, UpstreamError, UpstreamRateLimited
+from shared.market.hours import quote_as_of
 from shared.market.models import Bar, Fundamentals, History, News, NewsItem, Provenance, Quote, SymbolMatch
 from shared.market.periods import date_range
 from shared.market.providers._util import integer, num, to_datetime
+from shared.market.symbols import listing_currency
 from shared.market.protocols import CacheLike, ProviderUnsupported
 
 NAME = "alpha_vantage"
@@ -104,6 +106,7 @@ def normalize_quote(symbol: str, payload: dict[str, Any], fetched_at: datetime) 
     return Quote(
         symbol=(q.get("01. symbol") or symbol).upper(),
         price=price,
+        currency=listing_currency(symbol),  # GLOBAL_QUOTE does not report it
         change=num(q.get("09. change")),
         change_percent=num(q.get("10. change percent")),
         previous_close=num(q.get("08. previous close")),
@@ -111,7 +114,7 @@ def normalize_quote(symbol: str, payload: dict[str, Any], fetched_at: datetime) 
         day_high=num(q.get("03. high")),
         day_low=num(q.get("04. low")),
         volume=integer(q.get("06. volume")),
-        provenance=_prov(fetched_at, day),
+        provenance=_prov(fetched_at, quote_as_of(fetched_at, day.date()) if day is not None else None),
     )
 
 

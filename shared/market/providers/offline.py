@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 from shared.errors import NotFound
-from shared.market.hours import CLOSE_TIME, NEW_YORK, OPEN_TIME, is_market_open, is_trading_day
+from shared.market.hours import CLOSE_TIME, NEW_YORK, OPEN_TIME, is_trading_day, quote_as_of
 from shared.market.models import Bar, Fundamentals, History, News, NewsItem, Provenance, Quote, SymbolMatch
 from shared.market.periods import INTRADAY, date_range
 from shared.market.symbols import builtin_index, builtin_symbols
@@ -55,7 +55,8 @@ class _Walk:
         self.v = array("q")
 
 
-@lru_cache(maxsize=128)
+# Sized above the catalogue (~160 symbols, a few `last` days each): evicting a walk costs ~18 ms to rebuild.
+@lru_cache(maxsize=512)
 def _daily_walk(symbol: str, last: date) -> _Walk:
     """Full-day bars from BASE_DATE to ``last`` (inclusive); a bar never depends on ``last``."""
     p = _profile(symbol)
@@ -158,7 +159,7 @@ class OfflineProvider:
         bars = self._recent(symbol, 14)
         last, prev = bars[-1], bars[-2]
         now = self._now()
-        as_of = now if is_market_open(now) else min(now, _session_close_utc(last.ts.date()))
+        as_of = quote_as_of(now, last.ts.date())
         change = last.close - prev.close
         return Quote(
             symbol=symbol,

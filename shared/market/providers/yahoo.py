@@ -14,8 +14,10 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Sequence
 
 from shared.errors import ApiError, MarketDataUnavailable, NotFound, UpstreamError, UpstreamRateLimited
+from shared.market.hours import quote_as_of
 from shared.market.models import Bar, Fundamentals, History, News, NewsItem, Provenance, Quote, SymbolMatch
 from shared.market.providers._util import integer, num, to_datetime
+from shared.market.symbols import listing_currency
 
 NAME = "yahoo"
 logger = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ def normalize_quote(symbol: str, fast_info: dict[str, Any], fetched_at: datetime
     return Quote(
         symbol=symbol,
         price=price,
-        currency=(fast_info.get("currency") or "USD").upper(),
+        currency=(fast_info.get("currency") or "").upper() or listing_currency(symbol),
         change=round(change, 6) if change is not None else None,
         change_percent=round(change / prev * 100, 6) if change is not None and prev else None,
         previous_close=prev,
@@ -48,7 +50,7 @@ def normalize_quote(symbol: str, fast_info: dict[str, Any], fetched_at: datetime
         day_low=num(fast_info.get("dayLow")),
         volume=integer(fast_info.get("lastVolume")),
         market_cap=num(fast_info.get("marketCap")),
-        provenance=_prov(fetched_at, fetched_at),
+        provenance=_prov(fetched_at, quote_as_of(fetched_at)),
     )
 
 
@@ -151,6 +153,13 @@ def normalize_search(quotes: Sequence[dict[str, Any]], limit: int = 10) -> list[
     return out
 
 
+def _bar_as_of(row: dict[str, Any], fetched_at: datetime) -> datetime | None:
+    """A daily bar is stamped at its day's midnight: the price it carries is as of that session's close
+    (or now, while the session is running)."""
+    ts = to_datetime(row.get("Date", row.get("Datetime")))
+    return quote_as_of(fetched_at, ts.date()) if ts is not None else quote_as_of(fetched_at)
+
+
 def normalize_download(symbols: Sequence[str], records: dict[str, Sequence[dict[str, Any]]], fetched_at: datetime) -> dict[str, Quote]:
     """Quotes from a batched ``yf.download(period="5d", interval="1d", group_by="ticker")`` converted per symbol to rows.
 
@@ -168,12 +177,13 @@ def normalize_download(symbols: Sequence[str], records: dict[str, Sequence[dict[
         prev = num(rows[-2]["Close"]) if len(rows) > 1 else None
         change = price - prev if prev else None
         out[sym] = Quote(
+            currency=listing_currency(sym),  # yf.download does not report it
             symbol=sym, price=price, previous_close=prev,
             change=round(change, 6) if change is not None else None,
             change_percent=round(change / prev * 100, 6) if change is not None and prev else None,
             open=num(last.get("Open")), day_high=num(last.get("High")), day_low=num(last.get("Low")),
             volume=integer(last.get("Volume")),
-            provenance=_prov(fetched_at, to_datetime(last.get("Date", last.get("Datetime")))),
+            provenance=_prov(fetched_at, _bar_as_of(last, fetched_at)),
         )
     return out
 
@@ -249,8 +259,12 @@ class YahooProvider:
         with self._call(symbol) as yf:
             fi = yf.Ticker(symbol).fast_info
             data: dict[str, Any] = {}
-            for k in ("lastPrice", "previousClose", "regularMarketPreviousClose", "open", "dayHigh", "dayLow",
-                      "lastVolume", "marketCap", "currency"):
+            # Only keys served from the one chart request: in yfinance 1.7 `previousClose` and `marketCap` each
+            # cost extra HTTP round trips (previousClose is read only as a fallback; market cap is in fundamentals).
+            for k in ("lastPrice", "regularMarketPreviousClose", "previousClose", "open", "dayHigh", "dayLow",
+                      "lastVolume", "currency"):
+                if k == "previousClose" and data.get("regularMarketPreviousClose") is not None:
+                    continue
                 try:
                     data[k] = fi.get(k)
                 except (KeyError, IndexError, TypeError) as exc:

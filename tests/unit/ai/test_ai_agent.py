@@ -280,3 +280,9 @@ def test_unexpected_exception_becomes_a_500_error_event(market, user_data):
     evs = events_of(scripted_agent(market, user_data, model), "q")
     assert evs[-1].event == "error" and evs[-1].data["status"] == 500
     assert "secret internals" not in json.dumps(evs[-1].data)
+
+
+def test_quote_with_unknown_currency_is_not_written_as_none(market, user_data):
+    res = offline_agent(market, user_data).process_query("price of AAPL", "alice", [])
+    assert "189.84" in res.answer and "None" not in res.answer
+    assert "None" not in res.tool_calls[0]["summary"]

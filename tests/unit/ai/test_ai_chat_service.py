@@ -1,13 +1,13 @@
 """ChatService: conversations, persistence, budget and cancellation around StockAgent."""
 
 import pytest
-from ai_fakes import ScriptedModel, make_settings, openai_settings
+from ai_fakes import MemoryChatStore, ScriptedModel, make_settings, openai_settings
 from fake_openai import text_reply
 
 from shared.ai.agent import StockAgent
 from shared.ai.chat_service import ChatService
 from shared.ai.factory import ModelFactory
-from shared.ai.models.base import ModelEvent, ToolCall
+from shared.ai.models.base import ModelEvent, ToolCall, Usage
 from shared.errors import ModelUnavailable, NotFound, RateLimited, ValidationFailed
 
 
@@ -143,3 +143,59 @@ def test_tool_calls_recorded_in_persisted_answer(market, user_data, store, budge
     out = svc.chat("alice", "my watchlist?")
     assert out["tool_calls"][0]["name"] == "my_watchlists" and out["sources"][0]["data_type"] == "watchlists"
     assert out["usage"] == {"prompt_tokens": 10, "completion_tokens": 4, "total_tokens": 14}
+
+
+class FailingStore(MemoryChatStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.appends = 0
+
+    def append_messages(self, user_id, chat_id, messages):
+        self.appends += 1
+        raise RuntimeError("db down")
+
+
+def test_failing_on_turn_hook_does_not_break_the_stream(market, user_data, store, budget):
+    def hook(_done):
+        raise RuntimeError("metrics down")
+
+    svc = service(market, user_data, store, budget, on_turn=hook)
+    evs = list(svc.chat_stream("alice", "price of AAPL"))
+    assert evs[-1].event == "done"
+    cid = evs[0].data["conversation_id"]
+    assert len(store.chats[cid]["messages"]) == 2 and "cancelled" not in store.chats[cid]["messages"][1]
+
+
+def test_persist_failure_is_logged_once_and_done_still_sent(market, user_data, budget):
+    store = FailingStore()
+    svc = service(market, user_data, store, budget)
+    evs = list(svc.chat_stream("alice", "price of AAPL"))
+    assert evs[-1].event == "done" and store.appends == 1  # no second "cancelled" copy
+    assert budget.used["alice"] == evs[-1].data["usage"]["total_tokens"]
+
+
+def test_failed_turn_charges_the_usage_of_completed_rounds(market, user_data, store, budget):
+    boom = ModelUnavailable("cut", provider="openai")
+    big = Usage(4000, 1000, 5000)
+    model = ScriptedModel([[ModelEvent("tool_call", tool_call=ToolCall("a", "my_watchlists", "{}")), ModelEvent("usage", usage=big),
+                            ModelEvent("finish", finish_reason="tool_calls")],
+                           [ModelEvent("delta", text="Partial "), boom]])
+    svc = service(market, user_data, store, budget, settings=make_settings(models={"provider": "openai"}), clients={"openai": model})
+    evs = list(svc.chat_stream("alice", "hi"))
+    assert evs[-1].event == "error" and evs[-1].data["usage"]["total_tokens"] == 5000
+    assert budget.used["alice"] == 5000
+
+
+def test_cancelled_turn_charges_the_usage_of_completed_rounds(market, user_data, store, budget):
+    big = Usage(4000, 1000, 5000)
+    model = ScriptedModel([[ModelEvent("tool_call", tool_call=ToolCall("a", "my_watchlists", "{}")), ModelEvent("usage", usage=big),
+                            ModelEvent("finish", finish_reason="tool_calls")],
+                           [ModelEvent("delta", text=f"w{i} ") for i in range(50)] + [ModelEvent("finish", finish_reason="stop")]])
+    svc = service(market, user_data, store, budget, settings=make_settings(models={"provider": "openai"}), clients={"openai": model})
+    gen = svc.chat_stream("alice", "hi")
+    while next(gen).event != "delta":
+        pass
+    gen.close()
+    assert budget.used["alice"] == 5000
+    cid = next(iter(store.chats))
+    assert store.chats[cid]["messages"][1]["cancelled"] is True and store.chats[cid]["messages"][1]["usage"]["total_tokens"] == 5000

@@ -39,3 +39,46 @@ def test_tool_message_round_trip():
     msg = format_tool_message("get_quote", "call_1", {"symbol": "AAPL", "price": 1.5})
     assert parse_tool_message(msg) == ("get_quote", {"symbol": "AAPL", "price": 1.5})
     assert parse_tool_message("plain text") is None
+
+
+# A quote payload as the tools return it: its timestamps, ids and urls are no evidence for any figure.
+QUOTE_PAYLOAD = [{"symbol": "AAPL", "price": 189.84, "change_percent": -0.51, "id": "n-42", "url": "https://x.test/a/30",
+                  "as_of": "2026-11-25T18:37:12.345678Z", "fetched_at": "2026-11-25T18:37:12.345678Z",
+                  "provenance": {"as_of": "2026-11-25T21:00:00+00:00", "cache_age_s": 12.0, "ts": "2026-11-25"},
+                  "headline": "Shares moved at 18:37:12.345678 UTC"}]
+
+
+@pytest.mark.parametrize("answer, bad", [
+    ("AAPL may rise 25% next year", ["25%"]), ("it could drop 37%", ["37%"]), ("a target price of $18", ["$18"]),
+    ("a move of 12%", ["12%"]), ("price 42 soon", ["42"]), ("worth $2000 a share", ["$2000"]), ("trades at 30x earnings", ["30x"]),
+    ("a 3T company", ["3T"]), ("3B shares", ["3B"]), ("about 345678 shares", ["345678"]),
+])
+def test_timestamps_ids_and_urls_ground_nothing(answer, bad):
+    assert find_ungrounded_numbers(answer, QUOTE_PAYLOAD) == bad
+
+
+def test_real_figures_multiples_and_names_still_grounded():
+    pool = QUOTE_PAYLOAD + [{"pe_ratio": 30.2}]
+    assert find_ungrounded_numbers("AAPL at $189.84 (down 0.51%), 30x earnings, like 3M", pool) == []
+
+
+@pytest.mark.parametrize("tool, args, ok", [
+    ("get_indicators", {"symbol": "AAPL", "names": ["bbands_20_2.5"]}, True),   # the market layer accepts it
+    ("get_indicators", {"symbol": "AAPL", "names": ["vwap"]}, False),
+    ("get_indicators", {"symbol": "AAPL", "names": ["sma_1"]}, False),          # window rule from indicators
+    ("get_history_summary", {"symbol": "aapl", "period": "ytd", "interval": "1wk"}, True),
+    ("get_history_summary", {"symbol": "AAPL", "period": "7y"}, False),
+    ("get_quote", {"symbol": "^GSPC"}, True),
+    ("get_quote", {"symbol": "AAPL; DROP"}, False),
+    ("my_notes", {"symbol": "x" * 16}, False),
+])
+def test_tool_arguments_follow_the_market_rules(tool, args, ok):
+    from shared.ai.tools import TOOL_SPECS
+    from pydantic import ValidationError
+
+    model = TOOL_SPECS[tool][2]
+    if ok:
+        model.model_validate(args)
+    else:
+        with pytest.raises(ValidationError):
+            model.model_validate(args)

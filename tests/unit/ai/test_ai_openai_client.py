@@ -21,7 +21,7 @@ def client_for(srv, **kw) -> OpenAIChat:
     return OpenAIChat(**opts)
 
 
-def test_non_stream_generate_parses_text_tool_calls_and_usage(fake_openai):
+def test_generate_parses_text_tool_calls_and_usage(fake_openai):  # BaseModelClient.generate over the stream
     fake_openai.push(tool_reply([("get_quote", {"symbol": "AAPL"})], text="checking", usage=(20, 4)))
     res = client_for(fake_openai).generate(MSGS, tool_definitions(["get_quote"]), temperature=0.1)
     assert res.text == "checking"
@@ -32,6 +32,11 @@ def test_non_stream_generate_parses_text_tool_calls_and_usage(fake_openai):
     assert req["headers"]["authorization"] == "Bearer test-key"
     assert req["body"]["model"] == "gpt-test" and req["body"]["temperature"] == 0.1
     assert req["body"]["tools"][0]["function"]["name"] == "get_quote"
+    assert req["body"]["stream"] is True  # one response parser: the stream's
+
+
+def test_openai_chat_has_no_second_response_parser():
+    assert "generate" not in OpenAIChat.__dict__  # BaseModelClient.generate collects generate_stream
 
 
 def test_stream_text_deltas_usage_and_finish(fake_openai):

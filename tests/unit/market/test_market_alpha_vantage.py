@@ -23,7 +23,7 @@ def test_global_quote_strings_to_numbers():
     q = av.normalize_quote("IBM", load_payload("av_global_quote_ibm.json"), NOW)
     assert q.price == 221.82 and q.previous_close == 219.96 and q.change == 1.86
     assert q.change_percent == pytest.approx(0.8456) and q.volume == 3274841 and q.open == 219.79
-    assert q.provenance.source == "alpha_vantage" and q.provenance.as_of == datetime(2025, 1, 10, tzinfo=timezone.utc)
+    assert q.provenance.source == "alpha_vantage" and q.provenance.as_of == NOW  # session running: as of now (was the bar's midnight)
 
 
 def test_empty_global_quote_is_unknown_symbol():
@@ -165,3 +165,13 @@ def test_apikey_never_logged_nor_in_errors(caplog):
 def test_redact():
     assert av.redact("GET https://x/query?function=A&apikey=abc123&symbol=IBM") == "GET https://x/query?function=A&apikey=***&symbol=IBM"
     assert av.redact("your key is abc123", "abc123") == "your key is ***"
+
+
+def test_weekend_global_quote_is_as_of_session_close_and_currency_from_the_catalogue():
+    saturday = datetime(2025, 1, 11, 15, 0, tzinfo=timezone.utc)
+    q = av.normalize_quote("IBM", load_payload("av_global_quote_ibm.json"), saturday)
+    assert q.provenance.as_of == datetime(2025, 1, 10, 21, 0, tzinfo=timezone.utc)
+    assert q.currency == "USD"  # GLOBAL_QUOTE does not say: the listing currency of a catalogued symbol
+    unknown = dict(load_payload("av_global_quote_ibm.json"))
+    unknown["Global Quote"] = {**unknown["Global Quote"], "01. symbol": "SAP.DE"}
+    assert av.normalize_quote("SAP.DE", unknown, saturday).currency is None  # not catalogued: never assume USD

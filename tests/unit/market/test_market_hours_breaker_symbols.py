@@ -97,3 +97,28 @@ def test_builtin_catalogue():
     assert len({r["symbol"] for r in rows}) == len(rows)
     assert all(r["name"] and r["exchange"] and r["type"] in ("equity", "etf", "index") for r in rows)
     assert all(normalize_symbol(r["symbol"]) == r["symbol"] for r in rows)
+
+
+def test_breaker_release_frees_the_probe_slot_without_closing():
+    tick = Tick()
+    br = CircuitBreaker("p", failure_threshold=1, cooldown_s=10, clock=tick)
+    br.record_failure()
+    tick.t = 10
+    assert br.allow() is True and br.allow() is False
+    br.release()
+    assert br.state == "half_open" and br.allow() is True
+
+
+def test_quote_as_of_is_now_while_open_else_last_session_close():
+    from datetime import date as _date
+
+    from shared.market.hours import quote_as_of
+
+    utc = timezone.utc
+    open_now = datetime(2025, 1, 10, 18, 0, tzinfo=utc)
+    assert quote_as_of(open_now) == open_now
+    assert quote_as_of(open_now, _date(2025, 1, 8)) == datetime(2025, 1, 8, 21, 0, tzinfo=utc)  # an older session's price
+    assert quote_as_of(datetime(2025, 1, 11, 15, 0, tzinfo=utc)) == datetime(2025, 1, 10, 21, 0, tzinfo=utc)  # Saturday
+    assert quote_as_of(datetime(2025, 1, 13, 13, 0, tzinfo=utc)) == datetime(2025, 1, 10, 21, 0, tzinfo=utc)  # Monday pre-open
+    settling = datetime(2025, 1, 10, 21, 5, tzinfo=utc)
+    assert quote_as_of(settling) == datetime(2025, 1, 10, 21, 0, tzinfo=utc)

@@ -383,3 +383,76 @@ def test_indicators_from_stale_history_are_flagged_stale(clock, cache, sf):
     ex.run_all()
     fresh = dm.get_indicators("AAPL", ["sma_5"])[0]
     assert fresh.provenance.stale is False and primary.calls["get_history"] == 2
+
+
+def test_background_refresh_not_found_drops_stale_value_so_next_request_is_404(clock, cache, sf):
+    ex = ManualExecutor()
+    dm, primary, backup = build(clock, cache, sf, executor=ex)
+    dm.get_quote("AAPL")
+    primary.known.discard("AAPL")  # delisted upstream
+    clock.advance(61)
+    assert dm.get_quote("AAPL").provenance.stale is True
+    ex.run_all()
+    calls = primary.calls["get_quote"]
+    for _ in range(3):  # a short negative entry: 404 at once, upstream not asked again
+        with pytest.raises(NotFound):
+            dm.get_quote("AAPL")
+    assert primary.calls["get_quote"] == calls and backup.total_calls() == 0
+    assert dm.stats()["background_refresh"]["not_found"] == 1
+    assert isinstance(dm.get_quotes(["AAPL", "MSFT"])[0], QuoteError)
+    calls = primary.calls["get_quote"]  # + MSFT
+    clock.advance(61)  # negative entry expired: upstream is asked again (and says 404 again)
+    with pytest.raises(NotFound):
+        dm.get_quote("AAPL")
+    assert primary.calls["get_quote"] == calls + 1
+
+
+def test_unsupported_call_in_half_open_does_not_close_breaker(clock, cache, sf):
+    from shared.market.protocols import ProviderUnsupported
+
+    dm, primary, backup = build(clock, cache, sf)
+    primary.fail = UpstreamError("down")
+    for sym in ("AAPL", "MSFT", "IBM"):
+        dm.get_quote(sym)
+    clock.advance(120)  # cool-down over: half-open
+    primary.fail = ProviderUnsupported("no intraday")
+    assert dm.get_history("AAPL", period="5d", interval="1h").provenance.source == "backup"
+    # No real probe happened: still half-open, and the probe slot is free again for a real call.
+    assert dm.health_check()[1]["providers"]["primary"]["state"] == "half_open"
+    primary.fail = None
+    assert dm.get_fundamentals("AAPL").provenance.source == "primary"
+    assert dm.health_check()[1]["providers"]["primary"]["state"] == "closed"
+
+
+def test_indicator_age_counts_from_the_history_fetch(clock, cache, sf):
+    dm, primary, _ = build(clock, cache, sf)
+    dm.get_history("AAPL", period="1y")
+    clock.advance(100)
+    s = dm.get_indicators("AAPL", ["sma_5"])[0]
+    assert s.provenance.cache_age_s == pytest.approx(100)  # not 0: the bars are 100 s old
+    clock.advance(50)
+    assert dm.get_indicators("AAPL", ["sma_5"])[0].provenance.cache_age_s == pytest.approx(150)
+
+
+def test_one_indicator_response_never_mixes_history_fetches(clock, cache, sf):
+    dm, primary, _ = build(clock, cache, sf)
+    first = dm.get_indicators("AAPL", ["sma_5"])[0]
+    clock.advance(300)
+    primary.price = 150.0
+    cache.delete(cache.key("market", "history", "AAPL", "1d", "1y"))  # bars refetched while sma_5 is still cached
+    sma, rsi = dm.get_indicators("AAPL", ["sma_5", "rsi_14"])
+    assert primary.calls["get_history"] == 2
+    assert sma.provenance.fetched_at == rsi.provenance.fetched_at != first.provenance.fetched_at
+    assert sma.points[0].value == pytest.approx(152.5)  # recomputed from the new bars
+    # Cached together now: the next answer is consistent without another history read.
+    again = dm.get_indicators("AAPL", ["sma_5", "rsi_14"])
+    assert again[0].provenance.fetched_at == again[1].provenance.fetched_at and primary.calls["get_history"] == 2
+
+
+def test_indicators_read_history_once_per_request(clock, cache, sf):
+    dm, primary, _ = build(clock, cache, sf)
+    reads = []
+    real = dm.get_history
+    dm.get_history = lambda *a, **k: reads.append(1) or real(*a, **k)
+    dm.get_indicators("AAPL", ["sma_5", "rsi_14", "macd"])
+    assert len(reads) == 1

@@ -86,3 +86,11 @@ def test_one_day_period_before_the_open_returns_last_session():
     h = early.get_history("AAPL", period="1d")
     assert [b.ts.date() for b in h.bars] == [date(2025, 1, 7)]
     assert len(early.get_history("AAPL", period="5d").bars) == 5
+
+
+def test_daily_walk_cache_holds_the_whole_catalogue():
+    from shared.market.providers.offline import _daily_walk
+    from shared.market.symbols import builtin_symbols
+
+    n = len(builtin_symbols())
+    assert _daily_walk.cache_info().maxsize >= 2 * n  # every symbol (and a second `last` day) stays cached

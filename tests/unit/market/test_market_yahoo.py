@@ -90,7 +90,7 @@ def test_download_batch_to_quotes():
     assert set(out) == {"AAPL", "MSFT"}
     a = out["AAPL"]
     assert a.price == 236.85 and a.previous_close == 242.70 and a.change == pytest.approx(-5.85)
-    assert a.provenance.as_of == datetime(2025, 1, 10, tzinfo=timezone.utc)
+    assert a.provenance.as_of == NOW  # session running: as of now (was the bar's midnight)
 
 
 def test_error_mapping_uses_real_yfinance_classes():
@@ -210,3 +210,56 @@ def test_adapter_converts_real_dataframes():
     assert set(quotes) == {"AAPL", "MSFT"} and quotes["MSFT"].price == 418.95 and quotes["MSFT"].previous_close == 424.56
     symbols, kw = FrameYF.calls[-1]
     assert symbols == ["AAPL", "MSFT", "ZZZZ"] and kw["group_by"] == "ticker" and kw["threads"] is False and kw["progress"] is False
+
+
+SATURDAY = datetime(2025, 1, 11, 15, 0, tzinfo=timezone.utc)
+FRIDAY_CLOSE = datetime(2025, 1, 10, 21, 0, tzinfo=timezone.utc)  # 16:00 New York
+
+
+def test_weekend_quote_is_as_of_fridays_close_and_currency_unknown_when_unsaid():
+    q = yahoo.normalize_quote("AAPL", load_payload("yahoo_fast_info_aapl.json"), SATURDAY)
+    assert q.provenance.as_of == FRIDAY_CLOSE and q.provenance.fetched_at == SATURDAY
+    q2 = yahoo.normalize_quote("SAP.DE", {"lastPrice": 250.0}, NOW)
+    assert q2.currency is None
+
+
+def test_weekend_batch_quote_is_as_of_the_bars_session_close_and_currency_from_the_catalogue():
+    out = yahoo.normalize_download(["AAPL"], load_payload("yahoo_download_batch.json"), SATURDAY)
+    assert out["AAPL"].provenance.as_of == FRIDAY_CLOSE
+    assert out["AAPL"].currency == "USD"  # yf.download does not say: the catalogue's listing currency
+
+
+class CountingFastInfo(dict):
+    def __init__(self, data):
+        super().__init__(data)
+        self.read: list[str] = []
+
+    def get(self, key, default=None):
+        self.read.append(key)
+        return super().get(key, default)
+
+
+def test_adapter_quote_reads_only_cheap_fast_info_keys():
+    infos = []
+
+    class Ticker:
+        def __init__(self, symbol):
+            pass
+
+        @property
+        def fast_info(self):
+            fi = CountingFastInfo(load_payload("yahoo_fast_info_aapl.json"))
+            infos.append(fi)
+            return fi
+
+    class YF:
+        pass
+
+    YF.Ticker = Ticker
+    q = YahooProvider(clock=lambda: NOW, yf_module=YF).get_quote("AAPL")
+    assert q.previous_close == pytest.approx(234.93, abs=1e-3) and q.market_cap is None
+    assert "marketCap" not in infos[0].read and "previousClose" not in infos[0].read
+    # previousClose is the fallback when the regular-market one is missing
+    infos.clear()
+    Ticker.fast_info = property(lambda self: infos.append(CountingFastInfo({"lastPrice": 10.0, "previousClose": 9.0})) or infos[-1])
+    assert YahooProvider(clock=lambda: NOW, yf_module=YF).get_quote("AAPL").previous_close == 9.0
