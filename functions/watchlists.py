@@ -55,7 +55,7 @@ async def add_watchlist_symbol(req, ctx: RequestContext) -> WatchlistPublic:
     """Add a known symbol to a watchlist (idempotent); returns the watchlist."""
     watchlist_id = req.path_params["watchlist_id"]
     result = await ctx.run(ctx.services.watchlists.add_symbol, ctx.user.id, watchlist_id, ctx.body.symbol)
-    ctx.response_headers["Location"] = f"/api/v1/watchlists/{watchlist_id}/symbols/{ctx.body.symbol}"
+    ctx.response_headers["Location"] = f"/api/v1/watchlists/{watchlist_id}"  # the resource that changed
     return result
 
 

@@ -4,26 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from shared.http.schemas import QueryModel
+from shared.schemas.symbols import SymbolPath  # one definition of a symbol path parameter
 from shared.market.models import Fundamentals, History, IndicatorSeries, Interval, News, Period, Quote, QuoteError
 
-SYMBOL_PATTERN = r"^[A-Za-z0-9.\-^=]{1,15}$"
 _WINDOW = r"([2-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|250)"  # 2..250
 _WIDTH = r"([1-9](\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*|10(\.0+)?)"  # (0, 10]
 # The exact grammar shared.market.indicators accepts (custom MACD periods are not offered over HTTP).
 _INDICATOR = rf"((sma|ema|rsi|atr)_{_WINDOW}|bbands_{_WINDOW}(_{_WIDTH})?|macd)"
-
-
-def _upper(value: str) -> str:
-    return value.upper()
-
-
-class SymbolPath(BaseModel):
-    symbol: str = Field(pattern=SYMBOL_PATTERN, description="Ticker, case-insensitive (AAPL, BRK.B, ^GSPC, EURUSD=X)")
-
-    _norm = field_validator("symbol")(_upper)
 
 
 class HistoryQuery(QueryModel):
@@ -59,7 +49,7 @@ class QuotesQuery(QueryModel):
 
     @property
     def symbol_list(self) -> list[str]:
-        return [_upper(s) for s in self.symbols.split(",") if s.strip()]
+        return [s.upper() for s in self.symbols.split(",") if s.strip()]
 
 
 class IndicatorsResponse(BaseModel):

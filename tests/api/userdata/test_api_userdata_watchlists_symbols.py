@@ -10,7 +10,7 @@ def test_watchlist_crud_and_symbols(client, alice):
     assert wl["symbols"] == ["AAPL", "MSFT"] and wl["workspace_id"] == ws["id"]
     r = client.post(f"{BASE}/{wl['id']}/symbols", json={"symbol": "nvda"}, headers=h)
     assert r.status_code == 201 and r.json()["symbols"] == ["AAPL", "MSFT", "NVDA"]
-    assert r.headers["location"] == f"{BASE}/{wl['id']}/symbols/NVDA"
+    assert r.headers["location"] == f"{BASE}/{wl['id']}"  # the watchlist that changed (GET-able)
     r = client.delete(f"{BASE}/{wl['id']}/symbols/msft", headers=h)
     assert r.status_code == 204
     r = client.get(f"{BASE}/{wl['id']}", headers=h)
