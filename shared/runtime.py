@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from shared.config import Settings, load_settings
-from shared.errors import DatabaseUnavailable
+from shared.errors import ConfigError, DatabaseUnavailable, ServiceUnavailable
 from shared.http.metrics import Metrics
 from shared.logging import configure_logging, install_filters, register_secrets
 
@@ -182,17 +182,35 @@ def build_core(
 
 _core: Core | None = None
 _lock = threading.Lock()
+_failed_at: float | None = None
+RETRY_BUILD_AFTER_S = 10.0  # a failed cold start (bad config, vault down) is retried at most this often
 
 
 def get_core() -> Core:
-    """The process-wide Core, built on first use."""
-    global _core
+    """The process-wide Core, built on first use.
+
+    When the build fails, requests answer 503 with Retry-After and the build is retried at most
+    every RETRY_BUILD_AFTER_S, so a misconfigured instance does not reload config and call Key
+    Vault on every request; the cause is logged once per attempt.
+    """
+    global _core, _failed_at
     if _core is None:
         with _lock:
             if _core is None:
-                settings = load_settings()
-                configure_logging(settings.app.log_level)
-                _core = build_core(settings)
+                if _failed_at is not None and time.monotonic() - _failed_at < RETRY_BUILD_AFTER_S:
+                    raise ServiceUnavailable("The service could not start; retry shortly",
+                                             retry_after=int(RETRY_BUILD_AFTER_S))
+                try:
+                    settings = load_settings()
+                    configure_logging(settings.app.log_level)
+                    _core = build_core(settings)
+                except Exception as exc:
+                    _failed_at = time.monotonic()
+                    log.error("the core could not be built: %s", exc if isinstance(exc, ConfigError) else type(exc).__name__,
+                              exc_info=not isinstance(exc, ConfigError))
+                    raise ServiceUnavailable("The service could not start; retry shortly",
+                                             retry_after=int(RETRY_BUILD_AFTER_S)) from None
+                _failed_at = None
     return _core
 
 
@@ -204,7 +222,7 @@ async def get_core_async() -> Core:
 
 def set_core(core: Core | None) -> Core | None:
     """Install a Core (tests, the local host); returns the previous one."""
-    global _core
+    global _core, _failed_at
     with _lock:
-        previous, _core = _core, core
+        previous, _core, _failed_at = _core, core, None
     return previous
