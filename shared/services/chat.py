@@ -77,9 +77,8 @@ class AgentUserData:
         return [w.model_dump(mode="json", include={"id", "name", "symbols"}) for w in page.items]
 
     def portfolio_summary(self, user_id: str) -> list[dict]:
-        portfolios = self._services.portfolios
-        page = portfolios.list_portfolios(user_id, limit=10)
-        return [portfolios.value_portfolio(user_id, p.id).model_dump(mode="json") for p in page.items]
+        valuations, _ = self._services.portfolios.value_portfolios(user_id, limit=10)
+        return [v.model_dump(mode="json") for v in valuations]
 
     def list_notes(self, user_id: str, symbol: str | None = None) -> list[dict]:
         page = self._services.notes.list_notes(user_id, symbol=symbol, limit=20)

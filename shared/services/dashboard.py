@@ -112,23 +112,17 @@ class DashboardService(BaseService):
         return quotes, "market data unavailable" if batch_failed else None
 
     def _portfolios_section(self, user_id: str) -> PortfoliosSection:
-        page = self._portfolios.list_portfolios(user_id, limit=self.MAX_PORTFOLIOS)
+        # One quote batch for every portfolio shown, not one per portfolio.
+        valuations, has_more = self._portfolios.value_portfolios(user_id, limit=self.MAX_PORTFOLIOS)
         items: list[DashboardPortfolio] = []
         totals: dict[str, CurrencyTotal] = {}
         problems = 0
         market_down = False
-        for p in page.items:
-            try:
-                v = self._portfolios.value_portfolio(user_id, p.id)
-            except ApiError as exc:
-                problems += 1
-                market_down = market_down or isinstance(exc, UpstreamError)
-                items.append(DashboardPortfolio(id=p.id, name=p.name, currency=p.currency, status="unavailable"))
-                continue
+        for v in valuations:
             if v.status in ("partial", "unavailable"):
                 problems += 1
                 market_down = market_down or v.failed_positions > 0
-            items.append(DashboardPortfolio(id=p.id, name=p.name, currency=v.currency, status=v.status,
+            items.append(DashboardPortfolio(id=v.portfolio_id, name=v.name, currency=v.currency, status=v.status,
                                             market_value=v.market_value, day_change=v.day_change,
                                             priced_positions=v.priced_positions, failed_positions=v.failed_positions))
             if v.market_value is not None:
@@ -139,5 +133,4 @@ class DashboardService(BaseService):
         error = None
         if problems:
             error = "market data unavailable" if market_down else f"{problems} portfolio valuations incomplete"
-        return PortfoliosSection(status=status, error=error, items=items, totals=totals,
-                                 has_more=page.next_cursor is not None)
+        return PortfoliosSection(status=status, error=error, items=items, totals=totals, has_more=has_more)

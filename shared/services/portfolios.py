@@ -115,12 +115,26 @@ class PortfolioService(BaseService):
         whose quote failed carries the error and is left out of totals (status `partial`).
         """
         portfolio = self._portfolios.get(owner_id, portfolio_id)
-        currency = portfolio.get("currency") or "USD"
-        positions = list(iterate_all(
+        positions = self._all_positions(owner_id, portfolio_id)
+        return self._valuation(portfolio, positions, self._fetch_quotes(sorted({p["symbol"] for p in positions})))
+
+    def value_portfolios(self, owner_id: str, *, limit: int = 10) -> tuple[list[PortfolioValuation], bool]:
+        """Value the owner's first `limit` portfolios with ONE quote batch for all their symbols
+        (the dashboard and the agent's portfolio tool); the flag says whether more portfolios exist."""
+        docs, next_cursor = self._portfolios.find_many(owner_id, limit=limit)
+        holdings = [(doc, self._all_positions(owner_id, doc["id"])) for doc in docs]
+        quotes = self._fetch_quotes(sorted({p["symbol"] for _, positions in holdings for p in positions}))
+        return [self._valuation(doc, positions, quotes) for doc, positions in holdings], next_cursor is not None
+
+    def _all_positions(self, owner_id: str, portfolio_id: str) -> list[dict[str, Any]]:
+        return list(iterate_all(
             lambda limit, cursor: self._positions.list_for_portfolio(owner_id, portfolio_id, limit=limit, cursor=cursor),
             max_items=self.MAX_POSITIONS_VALUED,
         ))
-        quotes = self._fetch_quotes(sorted({p["symbol"] for p in positions}))
+
+    def _valuation(self, portfolio: dict[str, Any], positions: list[dict[str, Any]],
+                   quotes: dict[str, Quote | QuoteFailure]) -> PortfolioValuation:
+        currency = portfolio.get("currency") or "USD"
         rows: list[PositionValuation] = []
         totals = {"market_value": 0.0, "cost_value": 0.0, "unrealized_pl": 0.0, "day_change": 0.0}
         priced = failed = 0

@@ -58,6 +58,8 @@ class PortfolioProvider(Protocol):
 
     def value_portfolio(self, owner_id: str, portfolio_id: str) -> "PortfolioValuation": ...
 
+    def value_portfolios(self, owner_id: str, *, limit: int = 10) -> "tuple[list[PortfolioValuation], bool]": ...
+
 
 @runtime_checkable
 class ApiKeyIssuer(Protocol):

@@ -66,3 +66,17 @@ def test_dashboard_health_degraded_not_failed(repos):
     assert healthy is True and details["status"] == "degraded"
     svc, *_ = build_dashboard_service(repos, FakeQuotes())
     assert svc.health_check()[1]["status"] == "healthy"
+
+
+def test_portfolios_are_valued_with_one_quote_batch(repos):
+    quotes = FakeQuotes({"AAPL": 100.0, "MSFT": 50.0, "NVDA": 10.0})
+    svc, ws, wl, pf = build_dashboard_service(repos, quotes)
+    for name, symbol in (("P1", "AAPL"), ("P2", "MSFT"), ("P3", "NVDA")):
+        p = pf.create_portfolio("u9", PortfolioCreate(name=name))
+        pf.create_position("u9", p.id, PositionCreate(symbol=symbol, quantity=1, cost_basis=1))
+    quotes.calls.clear()
+    d = svc.get_dashboard("u9")
+    assert d.portfolios.status == "ok" and len(d.portfolios.items) == 3
+    portfolio_batches = [c for c in quotes.calls if set(c) >= {"AAPL", "MSFT", "NVDA"}]
+    assert len(portfolio_batches) == 1 and len(quotes.calls) == 1  # no watchlists here: one call in all
+    assert d.portfolios.totals["USD"].market_value == 160.0
