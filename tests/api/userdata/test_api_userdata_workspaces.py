@@ -1,5 +1,6 @@
 import orjson
 
+from tests.racing import RacingCollection
 from userdata_helpers import create
 
 BASE = "/api/v1/workspaces"
@@ -112,20 +113,8 @@ def test_concurrent_stale_update_without_if_match_is_409(client, alice, core, mo
     _, h = alice
     ws = create(client, h, BASE, {"name": "race"})
     repo = core.repos.get_workspace_repository()
-    real = repo._collection
-    state = {"raced": False}
-
-    class Racing:
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-        def find_one_and_update(self, query, update, **kw):
-            if not state["raced"]:  # another writer lands between our read and our conditional write
-                state["raced"] = True
-                real.update_one({"_id": query["_id"]}, {"$inc": {"version": 1}})
-            return real.find_one_and_update(query, update, **kw)
-
-    monkeypatch.setattr(repo, "_collection", Racing())
+    # another writer lands between our read and our conditional write
+    monkeypatch.setattr(repo, "_collection", RacingCollection(repo._collection, on="find_one_and_update"))
     r = client.patch(f"{BASE}/{ws['id']}", json={"name": "mine"}, headers=h)
     assert r.status_code == 409
     monkeypatch.undo()

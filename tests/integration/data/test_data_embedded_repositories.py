@@ -8,6 +8,7 @@ import pytest
 
 from shared.data.factory import RepositoryFactory
 from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
+from tests.racing import RacingCollection
 
 pytestmark = pytest.mark.integration
 
@@ -41,21 +42,6 @@ def test_pagination_with_next_cursor(factory):
     third, cursor3 = repo.find_many("u1", limit=2, cursor=cursor2)
     assert [n["content"] for n in first + second + third] == ["n4", "n3", "n2", "n1", "n0"]
     assert cursor and cursor2 and cursor3 is None
-
-
-class RacingCollection:
-    def __init__(self, inner):
-        self._inner, self.raced = inner, False
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def find_one(self, *args, **kwargs):
-        doc = self._inner.find_one(*args, **kwargs)
-        if doc is not None and not self.raced:
-            self.raced = True
-            self._inner.update_one({"_id": doc["_id"]}, {"$inc": {"version": 1}})
-        return doc
 
 
 def test_optimistic_concurrency_conflict(factory):

@@ -15,6 +15,7 @@ from shared.data.repositories import (
 )
 from shared.data.repository import MongoGenericRepository
 from shared.errors import Conflict, DatabaseUnavailable, NotFound, PreconditionFailed, ValidationFailed
+from tests.racing import RacingCollection
 
 
 @pytest.fixture
@@ -56,24 +57,6 @@ def test_expected_version_mismatch_is_412_and_match_succeeds(users):
         users.delete_one(u["id"], expected_version=1)
     users.delete_one(u["id"], expected_version=2)
     assert users.find_one({"id": u["id"]}) is None
-
-
-class RacingCollection:
-    """Delegates to a real collection but lets another writer update the document right after it is read."""
-
-    def __init__(self, inner):
-        self._inner = inner
-        self.raced = False
-
-    def __getattr__(self, name):
-        return getattr(self._inner, name)
-
-    def find_one(self, *args, **kwargs):
-        doc = self._inner.find_one(*args, **kwargs)
-        if doc is not None and not self.raced:
-            self.raced = True
-            self._inner.update_one({"_id": doc["_id"]}, {"$inc": {"version": 1}})
-        return doc
 
 
 def test_concurrent_modification_between_read_and_write_is_conflict(users):

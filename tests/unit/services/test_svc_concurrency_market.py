@@ -5,30 +5,14 @@ from shared.schemas.workspaces import WorkspaceCreate, WorkspaceUpdate
 from shared.services.market_access import DeferredMarket
 from shared.services.workspaces import WorkspaceService
 from svc_fakes import FakeQuotes
-
-
-class RacingCollection:
-    """A collection where another writer bumps the document between our read and our write (once)."""
-
-    def __init__(self, collection):
-        self._c = collection
-        self.raced = False
-
-    def __getattr__(self, name):
-        return getattr(self._c, name)
-
-    def find_one_and_update(self, query, update, **kw):
-        if not self.raced:
-            self.raced = True
-            self._c.update_one({"_id": query["_id"]}, {"$inc": {"version": 1}, "$set": {"name": "theirs"}})
-        return self._c.find_one_and_update(query, update, **kw)
+from tests.racing import RacingCollection
 
 
 def test_concurrent_update_without_if_match_is_conflict(repos):
     repo = repos.get_workspace_repository()
     svc = WorkspaceService(workspace_repository=repo)
     ws = svc.create_workspace("u1", WorkspaceCreate(name="A"))
-    repo._collection = RacingCollection(repo._collection)
+    repo._collection = RacingCollection(repo._collection, on="find_one_and_update", also_set={"name": "theirs"})
     with pytest.raises(Conflict):
         svc.update_workspace("u1", ws.id, WorkspaceUpdate(name="mine"))
     assert svc.get_workspace("u1", ws.id).name == "theirs"  # the other write is not lost
