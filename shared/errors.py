@@ -95,27 +95,71 @@ class RateLimited(ApiError):
 
 
 class UpstreamError(ApiError):
-    """An external service we call (LLM, market data) failed: 502."""
+    """An external service we call (LLM, market data) failed: 502.
+
+    Every failed upstream call ends in exactly one outcome class (DESIGN.md decision 6); ``outcome``
+    names it. A plain ``UpstreamError`` counts as ``unavailable``. Only ``NotFound`` (the upstream
+    positively says the thing does not exist) is not an ``UpstreamError``: it is the one outcome that
+    may become a 404 or a cached negative entry.
+    """
 
     status, type, title = 502, "upstream-error", "Upstream service failed"
+    outcome: str = "unavailable"
 
     def __init__(self, detail: str | None = None, *, provider: str | None = None, **kw: Any) -> None:
         extra = dict(kw.pop("extra", None) or {})
         if provider:
             extra["provider"] = provider
+        extra.setdefault("outcome", self.outcome)
         super().__init__(detail, extra=extra, **kw)
         self.provider = provider
 
 
+class UpstreamUnavailable(UpstreamError):
+    """5xx, timeout, connection error, DNS, auth/crumb hiccup, malformed or empty-where-data-expected payload."""
+
+    type, title = "upstream-unavailable", "Upstream service unavailable"
+
+
 class UpstreamRateLimited(UpstreamError):
+    """The upstream throttled us; ``retry_after`` (seconds) when it said how long."""
+
     type, title = "upstream-rate-limited", "Upstream rate limited"
+    outcome = "rate_limited"
+
+    def __init__(self, detail: str | None = None, *, retry_after: float | None = None, **kw: Any) -> None:
+        if retry_after is not None:
+            retry_after = max(0.0, float(retry_after))
+            kw["extra"] = {"retry_after": retry_after, **(kw.get("extra") or {})}
+        super().__init__(detail, **kw)
+        self.retry_after = retry_after
 
 
-class ModelUnavailable(UpstreamError):
+class UpstreamMisconfigured(UpstreamError):
+    """Our configuration of the upstream is wrong (invalid/missing key, endpoint needs a plan we lack): 503.
+
+    Not the caller's fault and not transient: the provider is skipped until its configuration changes.
+    """
+
+    status, type, title = 503, "upstream-misconfigured", "Upstream provider misconfigured"
+    outcome = "misconfigured"
+
+
+class UpstreamUnsupported(UpstreamError):
+    """The provider has no such data (intraday bars on a daily-only API, fundamentals of an ETF).
+
+    Says nothing about the provider's health: the next provider is asked, no breaker failure counted.
+    """
+
+    type, title = "upstream-unsupported", "Not offered by the upstream provider"
+    outcome = "unsupported"
+
+
+class ModelUnavailable(UpstreamUnavailable):
     type, title = "model-unavailable", "AI model service unavailable"
 
 
-class MarketDataUnavailable(UpstreamError):
+class MarketDataUnavailable(UpstreamUnavailable):
     type, title = "market-data-unavailable", "Market data unavailable"
 
 

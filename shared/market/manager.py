@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from shared.errors import ApiError, MarketDataUnavailable, NotFound, UpstreamRateLimited, ValidationFailed
 from shared.market import indicators as ind
-from shared.market.breaker import OPEN, CircuitBreaker
 from shared.market.hours import NEW_YORK, price_fresh_seconds
 from shared.market.models import (
     Bar,
@@ -47,6 +46,7 @@ from shared.market.models import (
 from shared.market.periods import INTRADAY, date_range, validate_history_args
 from shared.market.protocols import CacheLike, ProviderUnsupported, SingleFlightLike, SnapshotSink
 from shared.market.symbols import normalize_symbol
+from shared.resilience import OPEN, BreakerPolicy, CircuitBreaker
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.config.models import Settings
@@ -618,12 +618,9 @@ class DataManager:
         with self._lock:
             br = self._breakers.get(name)
             if br is None:
-                br = self._breakers[name] = CircuitBreaker(
-                    name,
-                    failure_threshold=self._market.breaker_failure_threshold,
-                    cooldown_s=self._market.breaker_cooldown_s,
-                    clock=self._now_ts,
-                )
+                policy = BreakerPolicy(failure_threshold=self._market.breaker_failure_threshold,
+                                       cooldown_s=self._market.breaker_cooldown_s)
+                br = self._breakers[name] = CircuitBreaker(name, policy, clock=self._now_ts)
             return br
 
     def _count_upstream(self, name: str, outcome: str) -> None:

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 
 from shared.errors import ValidationFailed
-from shared.market.breaker import CircuitBreaker
+from shared.resilience import BreakerPolicy, CircuitBreaker
 from shared.market.hours import is_market_open, next_open, price_fresh_seconds
 from shared.market.symbols import builtin_symbols, normalize_symbol
 
@@ -51,7 +51,7 @@ class Tick:
 
 def test_breaker_opens_after_threshold_and_half_opens_with_one_probe():
     tick = Tick()
-    br = CircuitBreaker("p", failure_threshold=3, cooldown_s=10, clock=tick)
+    br = CircuitBreaker("p", BreakerPolicy(failure_threshold=3, cooldown_s=10), clock=tick)
     for _ in range(2):
         br.record_failure()
     assert br.state == "closed" and br.allow()
@@ -69,7 +69,7 @@ def test_breaker_opens_after_threshold_and_half_opens_with_one_probe():
 
 
 def test_breaker_opens_at_once_on_rate_limit_and_success_resets_count():
-    br = CircuitBreaker("p", failure_threshold=3, cooldown_s=10, clock=Tick())
+    br = CircuitBreaker("p", BreakerPolicy(failure_threshold=3, cooldown_s=10), clock=Tick())
     br.record_failure()
     br.record_success()
     br.record_failure()
@@ -101,7 +101,7 @@ def test_builtin_catalogue():
 
 def test_breaker_release_frees_the_probe_slot_without_closing():
     tick = Tick()
-    br = CircuitBreaker("p", failure_threshold=1, cooldown_s=10, clock=tick)
+    br = CircuitBreaker("p", BreakerPolicy(failure_threshold=1, cooldown_s=10), clock=tick)
     br.record_failure()
     tick.t = 10
     assert br.allow() is True and br.allow() is False

@@ -1,0 +1,134 @@
+"""The one breaker and fallback helper: outcome classes decide what a failure does."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import (
+    MarketDataUnavailable,
+    NotFound,
+    UpstreamMisconfigured,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+    UpstreamUnsupported,
+)
+from shared.resilience import (
+    BreakerBoard,
+    BreakerPolicy,
+    ChainExhausted,
+    CircuitBreaker,
+    exhausted_error,
+    first_success,
+)
+
+
+class Tick:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _raise(exc: BaseException):
+    def call(_target):
+        raise exc
+    return call
+
+
+def test_half_open_allows_configured_number_of_probes():
+    tick = Tick()
+    br = CircuitBreaker("p", BreakerPolicy(failure_threshold=1, cooldown_s=5, half_open_max_calls=2), clock=tick)
+    br.record_failure()
+    assert not br.allow()
+    tick.t = 5
+    assert br.allow() and br.allow() and not br.allow()
+
+
+def test_rate_limit_retry_after_longer_than_cooldown_keeps_breaker_open():
+    tick = Tick()
+    br = CircuitBreaker("p", BreakerPolicy(cooldown_s=5), clock=tick)
+    br.record_failure(rate_limited=True, retry_after=30)
+    tick.t = 29
+    assert br.state == "open" and br.retry_in() == pytest.approx(1)
+    tick.t = 30
+    assert br.allow()
+
+
+def test_misconfigured_disables_until_recheck_and_failed_recheck_disables_again():
+    tick = Tick()
+    br = CircuitBreaker("av", BreakerPolicy(misconfigured_recheck_s=100), clock=tick)
+    br.record_misconfigured("apikey invalid")
+    snap = br.snapshot()
+    assert snap["state"] == "disabled" and snap["misconfigured"] and snap["last_error"] == "apikey invalid"
+    assert not br.allow()
+    tick.t = 100
+    assert br.allow() and not br.allow()  # one re-check
+    br.record_failure(error="still bad")
+    assert br.snapshot()["state"] == "disabled" and not br.allow()
+    br.reset()
+    assert br.allow()
+
+
+def test_first_success_falls_back_and_lists_who_failed():
+    board = BreakerBoard()
+    seen: list[tuple[str, str]] = []
+    calls = {"a": _raise(UpstreamUnavailable("boom")), "b": _raise(UpstreamUnsupported("no")), "c": lambda _t: 42}
+    res = first_success([(n, n) for n in "abc"], lambda n: calls[n](n), board, on_outcome=lambda n, o: seen.append((n, o)))
+    assert res.value == 42 and res.provider == "c"
+    assert res.failed == ["a"]  # unsupported is not a failure
+    assert seen == [("a", "unavailable"), ("b", "unsupported"), ("c", "ok")]
+    assert board["a"].snapshot()["consecutive_failures"] == 1
+    assert board["b"].snapshot()["consecutive_failures"] == 0
+
+
+def test_not_found_ends_the_chain_and_is_a_success_for_the_breaker():
+    board = BreakerBoard()
+    board["a"].record_failure()
+    with pytest.raises(NotFound):
+        first_success([("a", 1), ("b", 2)], _raise(NotFound("no such symbol")), board)
+    assert board["a"].snapshot()["consecutive_failures"] == 0
+    assert board.get("b") is None  # never asked
+
+
+def test_unexpected_exception_is_unavailable():
+    board = BreakerBoard()
+    with pytest.raises(ChainExhausted) as ei:
+        first_success([("a", 1)], _raise(KeyError("currentTradingPeriod")), board)
+    assert [a.outcome for a in ei.value.attempts] == ["unavailable"]
+
+
+def test_open_and_disabled_breakers_are_skipped_with_their_reason():
+    board = BreakerBoard(BreakerPolicy(failure_threshold=1))
+    board["a"].record_failure(error="5xx")
+    board["b"].record_misconfigured("bad key")
+    with pytest.raises(ChainExhausted) as ei:
+        first_success([("a", 1), ("b", 2)], lambda t: t, board)
+    assert [(a.name, a.outcome) for a in ei.value.attempts] == [("a", "breaker_open"), ("b", "misconfigured")]
+
+
+def test_bypass_breaker_for_last_link():
+    board = BreakerBoard(BreakerPolicy(failure_threshold=1))
+    board["offline"].record_failure()
+    res = first_success([("offline", 7)], lambda t: t, board, bypass_breaker_for_last=True)
+    assert res.value == 7
+
+
+def test_exhausted_error_classes():
+    def attempts(*excs):
+        board = BreakerBoard()
+        with pytest.raises(ChainExhausted) as ei:
+            it = iter(excs)
+            first_success([(f"p{i}", i) for i in range(len(excs))], lambda _t: (_ for _ in ()).throw(next(it)), board)
+        return ei.value.attempts
+
+    err = exhausted_error(attempts(UpstreamRateLimited(retry_after=30), UpstreamRateLimited(retry_after=5)), "quote AAPL")
+    assert isinstance(err, UpstreamRateLimited) and err.retry_after == 5
+    err = exhausted_error(attempts(UpstreamMisconfigured("bad key")), "quote AAPL")
+    assert isinstance(err, UpstreamMisconfigured) and err.status == 503
+    err = exhausted_error(attempts(UpstreamUnsupported("etf")), "fundamentals SPY")
+    assert isinstance(err, UpstreamUnsupported)
+    err = exhausted_error(attempts(UpstreamRateLimited(), UpstreamUnavailable()), "quote AAPL", unavailable=MarketDataUnavailable)
+    assert isinstance(err, MarketDataUnavailable) and err.status == 502
+    assert [a["outcome"] for a in err.extra["attempted"]] == ["rate_limited", "unavailable"]
+    assert err.extra["outcome"] == "unavailable" and err.provider == "p1"
