@@ -15,7 +15,7 @@ class EnvSetting:
     name: str
     path: str | None  # dotted path in Settings; None for bootstrap settings read directly
     secret: bool = False
-    kind: str = "str"  # str | int | float | bool | list
+    kind: str = "str"  # str | int | float | bool | list | map ("k=v,k=v", merged into the mapping at path)
 
 
 # Bootstrap settings: read before config loads (they decide how it loads).
@@ -33,6 +33,7 @@ OVERRIDES: tuple[EnvSetting, ...] = (
     EnvSetting("CORS_ORIGINS", "http.cors.origins", kind="list"),
     EnvSetting("MAX_BODY_BYTES", "http.max_body_bytes", kind="int"),
     EnvSetting("BEHIND_AZURE_FRONTEND", "http.behind_azure_frontend", kind="bool"),
+    EnvSetting("RATE_LIMITS", "rate_limits.groups", kind="map"),  # e.g. "read=600/minute,chat=10/minute"
     EnvSetting("LOCAL_DEV_API_KEY", "auth.local_dev_api_key", secret=True),
     EnvSetting("EASY_AUTH_ENABLED", "auth.easy_auth_enabled", kind="bool"),
     EnvSetting("ENTRA_TENANT_ID", "auth.entra_tenant_id"),

@@ -66,6 +66,11 @@ def _parse(setting: env_table.EnvSetting, raw: str) -> Any:
             raise ConfigError(f"{setting.name}={raw!r} is not an integer") from None
     if setting.kind == "list":
         return [part.strip() for part in raw.split(",") if part.strip()]
+    if setting.kind == "map":
+        pairs = [part.partition("=") for part in raw.split(",") if part.strip()]
+        if any(not k.strip() or not sep or not v.strip() for k, sep, v in pairs):
+            raise ConfigError(f"{setting.name}={raw!r} must be comma-separated name=value pairs")
+        return {k.strip(): v.strip() for k, _, v in pairs}
     return raw
 
 
@@ -140,7 +145,12 @@ class ConfigLoader:
                 if not raw or (mode == "secrets-only" and not setting.secret):  # empty = unset
                     continue
                 value = _parse(setting, raw)
-                if setting.name == "MARKET_PROVIDERS":
+                if setting.kind == "map":
+                    node = tree
+                    for part in setting.path.split("."):
+                        node = node.setdefault(part, {})
+                    node.update(value)  # merged: the groups not named keep their configured limits
+                elif setting.name == "MARKET_PROVIDERS":
                     kinds = tree.get("market", {}).get("providers") or {"quote": [], "history": [], "fundamentals": [], "news": [], "search": []}
                     _set_path(tree, "market.providers", {kind: list(value) for kind in kinds})
                 else:

@@ -73,6 +73,14 @@ def test_market_providers_shorthand_sets_every_data_type():
     assert all(order == ["yahoo", "offline"] for order in s.market.providers.values())
 
 
+def test_rate_limits_setting_merges_named_groups():
+    s = load_settings({"RATE_LIMITS": "market=100000/minute, chat=5/minute"})
+    assert s.rate_limits.groups["market"] == "100000/minute" and s.rate_limits.groups["chat"] == "5/minute"
+    assert s.rate_limits.groups["write"] == "60/minute"  # not named: as configured
+    with pytest.raises(ConfigError, match="RATE_LIMITS"):
+        load_settings({"RATE_LIMITS": "market"})
+
+
 def test_missing_required_secret_in_production_names_it():
     with pytest.raises(ConfigError, match="^MONGODB_URI is required when APP_ENV=production$"):
         load_settings({"APP_ENV": "production", "ALPHA_VANTAGE_API_KEY": "k"})

@@ -29,6 +29,7 @@ DELIBERATELY_DEFAULTED = {
     "APP_VERSION": "comes from config/config.yaml, shipped with the code it describes",
     "MAX_BODY_BYTES": "the config default (1 MiB) is the production limit",
     "BEHIND_AZURE_FRONTEND": "config.production.yaml already sets it to true",
+    "RATE_LIMITS": "config/config.yaml holds the production limits; the setting is for operators who tune one group",
     "REDIS_URL": "the deployment sets REDIS_HOST/REDIS_PORT/REDIS_SSL instead of a URL",
     "REDIS_DB": "Azure Managed Redis has database 0 only, the default",
     "REDIS_USE_ENTRA_ID": "the deployment authenticates with the access key from Key Vault (REDIS-PASSWORD)",
