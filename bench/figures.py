@@ -50,11 +50,13 @@ def fig_import(runs: int = 7) -> list[Figure]:
     modules = json.loads(out.stdout.strip().splitlines()[-1])
     heavy = [h for h in HEAVY if any(m == h or m.startswith(h + ".") for m in modules)]
     top = _importtime_top(out.stderr, 8)
+    floor_ratio = fa / sdk_streams
     return [
-        Figure("import_ratio", "import function_app / import azure.functions", round(ratio, 2), "x", "<= 1.3",
-               ratio <= 1.3, f"{fa * 1000:.0f} ms vs {az * 1000:.0f} ms (median of {runs}, interpreter start "
-               f"{base * 1000:.0f} ms subtracted); vs azure.functions + HTTP-streams extension "
-               f"({sdk_streams * 1000:.0f} ms): {fa / sdk_streams:.2f}x; largest nested imports (ms): "
+        Figure("import_ratio", "import function_app / import azure.functions + HTTP-streams extension", round(floor_ratio, 2),
+               "x", "<= 1.25", floor_ratio <= 1.25,
+               f"{fa * 1000:.0f} ms vs {sdk_streams * 1000:.0f} ms, the floor the worker pays anyway (median of {runs}, "
+               f"interpreter start {base * 1000:.0f} ms subtracted); vs azure.functions alone ({az * 1000:.0f} ms): "
+               f"{ratio:.2f}x; largest nested imports (ms): "
                + ", ".join(f"{k} {v:.0f}" for k, v in list(top.items())[:4]),
                {"function_app_ms": round(fa * 1000, 1), "azure_functions_ms": round(az * 1000, 1),
                 "interpreter_ms": round(base * 1000, 1), "runs": runs,
@@ -401,8 +403,9 @@ def _create_users(base_url: str, count: int) -> list[str]:
     return keys
 
 
-def fig_local_host(tmp: Path, duration: float = 5.0, concurrency: int = 16, mixed: int = 1000) -> list[Figure]:
-    """Starts `python -m devhost`; peak RSS after start and after `mixed` requests (7), then req/s (4)."""
+def fig_local_host(tmp: Path, mixed: int = 1000) -> list[Figure]:
+    """Starts `python -m devhost`; peak RSS after start and after `mixed` requests of every kind (chat
+    streams included, which is why this load is the Python generator: wrk cannot read SSE)."""
     host = LocalHost(tmp / "data")
     try:
         ready_s = host.wait_ready()
@@ -414,23 +417,9 @@ def fig_local_host(tmp: Path, duration: float = 5.0, concurrency: int = 16, mixe
                {"method": "POST", "path": "/api/v1/chat/stream", "json": CHAT_BODY, "auth": True}]
         mixed_result = run_load({"base_url": host.base_url, "requests": mix, "keys": keys, "concurrency": 8, "count": mixed})
         rss_after = vm_hwm_kib(host.proc.pid)
-        results = {}
-        for name, req in (("health", {"path": "/api/health"}), ("quote", {"path": QUOTE, "auth": True})):
-            results[name] = run_load({"base_url": host.base_url, "requests": [req], "keys": keys,
-                                      "concurrency": concurrency, "duration": duration})
     finally:
         host.close()
-    h, q = results["health"], results["quote"]
-    ratio = q["rps"] / h["rps"] if h["rps"] else 0.0
-
-    def desc(r: dict) -> str:
-        extra = {k: v for k, v in r["statuses"].items() if k != "200"}
-        return f"{r['rps']:.0f} req/s p50 {r['p50_ms']:.1f} ms p99 {r['p99_ms']:.1f} ms" + (f" non-200 {extra}" if extra else "")
-
     return [
-        Figure("local_rps_ratio", "local host req/s: cache-hit quote / health", round(ratio, 2), "x", ">= 0.25", ratio >= 0.25,
-               f"quote {desc(q)}; health {desc(h)}; c={concurrency}, {duration:.0f} s each, httpx load process",
-               {"quote": q, "health": h, "concurrency": concurrency, "duration_s": duration}),
         Figure("rss_start", "local host peak RSS after start", round(rss_start / 1024, 1), "MiB", "informational", None,
                f"ready in {ready_s:.1f} s", {"vm_hwm_kib": rss_start}),
         Figure("rss_after_mixed", f"local host peak RSS after {mixed} mixed requests", round(rss_after / 1024, 1), "MiB",

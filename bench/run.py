@@ -13,10 +13,12 @@ import traceback
 from pathlib import Path
 
 from bench import figures as f
+from bench.throughput import fig_throughput
 from bench.util import ROOT, Figure
 
-FIGURE_ORDER = ("import_ratio", "heavy_modules", "pipeline_info", "pipeline_warning", "json_serializer",
-                "redis_round_trips", "local_rps_ratio", "upstream_calls_stampede", "sse_offline", "sse_compatible",
+FIGURE_ORDER = ("import_ratio", "heavy_modules", "rps_health", "rps_quote", "rps_quote_redis", "rps_users_me",
+                "rps_workspaces_page", "logging_cost", "insert_growth", "writers_32", "page_depth", "first_200",
+                "pipeline_info", "pipeline_warning", "json_serializer", "redis_round_trips", "upstream_calls_stampede", "sse_offline", "sse_compatible",
                 "rss_start", "rss_after_mixed")
 
 
@@ -52,6 +54,7 @@ def main() -> None:
             ("import", lambda: f.fig_import()),
             ("pipeline", lambda: f.fig_pipeline(tmp / "pipeline", redis.port)),
             ("redis_round_trips", lambda: f.fig_redis_round_trips(tmp / "redis", redis.port)),
+            ("throughput", lambda: fig_throughput(tmp / "throughput", redis.port)),
             ("local_host", lambda: f.fig_local_host(tmp / "host")),
             ("single_flight", lambda: f.fig_single_flight(tmp / "stampede")),
             ("sse", lambda: f.fig_sse(tmp / "sse")),

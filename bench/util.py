@@ -130,14 +130,16 @@ class AsgiCaller:
 
 
 class LocalHost:
-    """`python -m devhost` as a subprocess (APP_ENV=local, temporary LOCAL_DATA_DIR, LOG_LEVEL=WARNING)."""
+    """`python -m devhost` as a subprocess (APP_ENV=local, temporary LOCAL_DATA_DIR, LOG_LEVEL=WARNING
+    unless `overrides` say otherwise; timers off so they do not compete with the load)."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, overrides: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "MONGODB_", "OPENAI_", "MODEL_"))}
         env.update(APP_ENV="local", LOCAL_DATA_DIR=str(data_dir), HOST="127.0.0.1", PORT=str(self.port),
-                   LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+                   LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1", RUN_TIMERS="0")
+        env.update(overrides or {})
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = data_dir.parent / "devhost.log"
         self._log = open(self.log_path, "wb")
