@@ -32,6 +32,10 @@ param principalId string = ''
 @description('Override the resource group name. Empty: rg-<environmentName>.')
 param resourceGroupName string = ''
 
+@minLength(1)
+@description('Part of the Key Vault name. Change it (azd env set KEYVAULT_NAME_SALT ...) to get a new vault name when a soft-deleted vault of an earlier deployment still holds the old one.')
+param keyVaultNameSalt string = '1'
+
 // ---------------------------------------------------------------------------------------
 // Function App scale (the cost-relevant knobs of Flex Consumption)
 // ---------------------------------------------------------------------------------------
@@ -41,9 +45,9 @@ param resourceGroupName string = ''
 @description('Always-ready instances for the HTTP functions (billed while idle). 0 = scale to zero, cold starts possible.')
 param alwaysReadyInstances int = 0
 
-@minValue(1)
+@minValue(40)
 @maxValue(1000)
-@description('Upper bound on instances the app may scale out to.')
+@description('Upper bound on instances the app may scale out to (Flex Consumption accepts 40 to 1000).')
 param maximumInstanceCount int = 100
 
 @allowed([
@@ -176,7 +180,9 @@ var tags = {
 }
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
 var deploymentStorageContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
-var keyVaultName = '${abbrs.keyVaultVaults}${resourceToken}'
+// Vault names are global and a deleted vault keeps its name while soft-deleted (7 days here):
+// the salt lets a new deployment of the same environment take a fresh name (docs/deploy.md).
+var keyVaultName = '${abbrs.keyVaultVaults}${toLower(uniqueString(resourceToken, keyVaultNameSalt))}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'

@@ -22,6 +22,8 @@ param identityClientId string
 param keyVaultUri string
 
 param alwaysReadyInstances int = 0
+@minValue(40)
+@maxValue(1000)
 param maximumInstanceCount int = 100
 param instanceMemoryMB int = 2048
 

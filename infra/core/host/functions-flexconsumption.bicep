@@ -18,9 +18,10 @@ param identityId string
 ])
 param runtimeName string = 'python'
 
+// 3.13 only: the remote build installs requirements.txt on this version, and our pins
+// (azure-functions 2.x, the exactly pinned azure-functions-runtime) require 3.13. Flex also
+// offers 3.14; add it here once `make test` passes on 3.14 with the pinned worker.
 @allowed([
-  '3.11'
-  '3.12'
   '3.13'
 ])
 param runtimeVersion string
@@ -28,6 +29,9 @@ param runtimeVersion string
 @minValue(0)
 param alwaysReadyInstances int = 0
 
+// Flex Consumption rejects a maximum below 40; 1000 is the plan's ceiling.
+@minValue(40)
+@maxValue(1000)
 param maximumInstanceCount int = 100
 
 @allowed([

@@ -196,6 +196,17 @@ class Param:
         m = re.search(r"@description\('((?:[^'\\]|\\.)*)'\)", self.decorators)
         return m.group(1) if m else ""
 
+    def bound(self, which: str) -> int | None:
+        """The integer of `@minValue(n)` or `@maxValue(n)` (`which` is "min" or "max"); None without one."""
+        m = re.search(rf"@{which}Value\(\s*(-?\d+)\s*\)", self.decorators)
+        return int(m.group(1)) if m else None
+
+    @property
+    def allowed(self) -> list[str] | None:
+        """The values of `@allowed([...])` as written (strings keep their quotes); None without one."""
+        m = re.search(r"@allowed\(\s*\[(.*?)\]\s*\)", self.decorators, re.S)
+        return re.findall(r"'[^']*'|[^\s,]+", m.group(1)) if m else None
+
 
 @dataclass
 class Module:
