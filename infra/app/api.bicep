@@ -60,7 +60,6 @@ var platformSettings = {
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   // Application Insights has local auth disabled: the host sends telemetry as the identity.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-  PYTHON_ENABLE_INIT_INDEXING: '1'
   // DefaultAzureCredential picks the user-assigned identity from this.
   AZURE_CLIENT_ID: identityClientId
 }

@@ -85,7 +85,6 @@ KEYVAULT_SECRETS: tuple[str, ...] = (
 PLATFORM: tuple[str, ...] = (
     "FUNCTIONS_WORKER_RUNTIME",
     "AzureWebJobsStorage",
-    "PYTHON_ENABLE_INIT_INDEXING",
     "AZURE_CLIENT_ID",
 )
 

@@ -144,7 +144,6 @@ def test_fixed_values(app_settings):
         "CONFIG_ENV_OVERRIDE_MODE": "'all'",
         "USE_AZURE_KEYVAULT": "'true'",
         "AzureWebJobsStorage__credential": "'managedidentity'",
-        "PYTHON_ENABLE_INIT_INDEXING": "'1'",
         "REDIS_SSL": "'true'",
         "AZURE_CLIENT_ID": "identityClientId",
         "AzureWebJobsStorage__clientId": "identityClientId",
@@ -153,6 +152,12 @@ def test_fixed_values(app_settings):
     for name, value in expected.items():
         assert app_settings[name] == value, name
     assert app_settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "'ClientId=${identityClientId};Authorization=AAD'"
+
+
+def test_settings_that_python_313_does_not_need_are_not_set(app_settings):
+    """PYTHON_ENABLE_INIT_INDEXING mattered for HTTP streams on Python 3.12 and older only."""
+    assert "PYTHON_ENABLE_INIT_INDEXING" not in app_settings
+    assert "PYTHON_ENABLE_INIT_INDEXING" not in env.PLATFORM
 
 
 def test_conditional_groups(api_bicep: BicepFile, settings_groups):
