@@ -108,15 +108,23 @@ _configured = False
 
 
 def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
-    """Install the JSON formatter and the redaction filter on the root logger (idempotent)."""
+    """JSON lines with request context and secrets masked, each record written once (idempotent).
+
+    Under Azure Functions the root logger already holds the worker's handler, which forwards every
+    record to the host and so to Application Insights: records go out through it, formatted here, and
+    no stderr handler is added (the host also ships the worker's stderr, so each record would arrive
+    twice). A bare process (the local host, a CLI) gets a stderr handler.
+    """
     global _configured
     root = logging.getLogger()
     root.setLevel(level.upper())
     if _configured:
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_output else logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    root.addHandler(handler)
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    formatter = JsonFormatter() if json_output else logging.Formatter("%(levelname)s %(name)s %(message)s")
+    for handler in root.handlers:
+        handler.setFormatter(formatter)
     install_filters(root)
     for noisy in ("httpx", "httpcore", "urllib3", "azure", "pymongo", "yfinance", "openai"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

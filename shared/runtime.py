@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from typing import Any, Callable
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError, DatabaseUnavailable, ServiceUnavailable
 from shared.http.metrics import Metrics
-from shared.logging import configure_logging, install_filters, register_secrets
+from shared.logging import configure_logging, register_secrets
 
 log = logging.getLogger("stockagent.runtime")
 
@@ -77,7 +78,13 @@ class Core:
 
 
 def _configure_telemetry(settings: Settings, metrics: Metrics) -> None:
-    """Send traces and counters to Azure Monitor when a connection string is configured."""
+    """Send traces and counters to Azure Monitor when a connection string is configured; never logs.
+
+    Logs reach Application Insights through the Functions host, which receives every record from the
+    worker (correlated with its invocation, sampled as host.json says). Exporting them here as well
+    would send each record twice, so the distro's log exporter is off (docs/operations.md). It
+    authenticates with APPLICATIONINSIGHTS_AUTHENTICATION_STRING (the app's identity), as the host does.
+    """
     secret = settings.telemetry.applicationinsights_connection_string
     if secret is None or not secret.get_secret_value():
         return
@@ -85,9 +92,13 @@ def _configure_telemetry(settings: Settings, metrics: Metrics) -> None:
         from azure.monitor.opentelemetry import configure_azure_monitor
         from opentelemetry import metrics as otel_metrics
 
-        configure_azure_monitor(connection_string=secret.get_secret_value())  # exports the root logger's records
-        # The exporter's handler is new: give it the redaction filter too, so no secret reaches telemetry.
-        install_filters(logging.getLogger())
+        # The distro takes this switch from the environment only (a disable_logging keyword is overwritten).
+        os.environ["OTEL_LOGS_EXPORTER"] = "none"
+        # Describe the app as a Function App (as Microsoft's worker does); the distro's default list also
+        # probes the VM metadata endpoint, a network call at every cold start that finds nothing here.
+        os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_functions")
+        # Live Metrics come from the host; a second stream from the worker would double its counts.
+        configure_azure_monitor(connection_string=secret.get_secret_value(), enable_live_metrics=False)
         metrics.attach_otel(otel_metrics.get_meter("stockagent"))
     except Exception:  # telemetry must never stop the app from serving
         log.warning("Azure Monitor telemetry could not be configured", exc_info=True)

@@ -8,7 +8,8 @@ from shared.config import env as env_table
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYED = [ROOT / "function_app.py", *sorted((ROOT / "shared").rglob("*.py")), *sorted((ROOT / "functions").rglob("*.py"))]
-_READ = re.compile(r"""(?:os\.environ\.get|os\.getenv|os\.environ\[|environ\.get|env\.get)\(?\s*["']([A-Z][A-Z0-9_]+)["']""")
+# Reads only: `os.environ["X"] = ...` sets a value for a library (shared/runtime.py), it reads no setting.
+_READ = re.compile(r"""(?:os\.environ\.get|os\.getenv|os\.environ\[|environ\.get|env\.get)\(?\s*["']([A-Z][A-Z0-9_]+)["'](?!\]\s*=[^=])""")
 
 
 def _names_read_in_code() -> set[str]:

@@ -1,5 +1,6 @@
 """Telemetry gets the same redacted records as the JSON log: a handler added after start-up
-(as Azure Monitor's exporter is) is covered by install_filters, and extras are redacted too."""
+(as the Functions worker's forwarding handler is) is covered by install_filters, and extras are
+redacted too."""
 
 import logging
 
@@ -30,28 +31,3 @@ def test_late_handler_and_extras_are_redacted():
         assert "telemetry-secret-123" not in record.detail and "abcdefghijklmnop" not in record.detail
     finally:
         logger.removeHandler(capture)
-
-
-def test_runtime_installs_filters_after_configuring_azure_monitor(monkeypatch):
-    import sys
-    import types
-
-    from shared.http.metrics import Metrics
-    from shared.runtime import _configure_telemetry
-    from tests.conftest import make_settings
-
-    added = Capture()
-
-    def fake_configure(**kwargs):
-        assert "connection_string" in kwargs and "logger_name" not in kwargs
-        logging.getLogger().addHandler(added)
-
-    monkeypatch.setitem(sys.modules, "azure.monitor.opentelemetry", types.SimpleNamespace(configure_azure_monitor=fake_configure))
-    try:
-        from pathlib import Path
-
-        settings = make_settings(Path("/nonexistent"), telemetry={"applicationinsights_connection_string": "InstrumentationKey=x"})
-        _configure_telemetry(settings, Metrics())
-        assert any(type(f).__name__ == "RedactingFilter" for f in added.filters)
-    finally:
-        logging.getLogger().removeHandler(added)
