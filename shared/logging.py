@@ -131,6 +131,16 @@ def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
     _configured = True
 
 
+def redact_at_source(*names: str) -> None:
+    """Redact the records of these loggers before any handler sees them, including handlers added later without
+    ``install_filters`` (an SDK's or a test harness's). For loggers that write secrets by design, e.g. httpx's
+    request lines with an ``apikey=`` query (idempotent)."""
+    for name in names:
+        source = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in source.filters):
+            source.addFilter(RedactingFilter())
+
+
 def install_filters(logger: logging.Logger) -> None:
     """Put the redaction filter on every handler of `logger` (handlers, not loggers, see every record)."""
     for handler in logger.handlers:

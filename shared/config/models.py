@@ -128,6 +128,8 @@ class MarketSettings(_Section):
     )
     alpha_vantage: AlphaVantageSettings = AlphaVantageSettings()
     yahoo_max_concurrency: int = 2
+    yahoo_timeout_s: float = 8.0  # per HTTP request (yfinance itself waits up to 30 s)
+    yahoo_deadline_s: float = 20.0  # per provider call, however many requests yfinance makes for it
     breaker_failure_threshold: int = 3
     breaker_cooldown_s: float = 60.0
     core_symbols: list[str] = Field(default_factory=lambda: ["AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "SPY"])

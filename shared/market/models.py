@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,7 @@ class Provenance(BaseModel):
     fetched_at: datetime  # when we got it from the provider
     cache_age_s: float = 0.0
     stale: bool = False
+    stale_reason: str | None = None  # why a stale value was served: refreshing, or the upstream failure
     fallback_from: list[str] = Field(default_factory=list)  # providers that failed before `source` answered
 
 
@@ -53,7 +54,7 @@ class History(BaseModel):
     symbol: str
     interval: str
     bars: list[Bar]
-    currency: str = "USD"
+    currency: str | None = None  # the listing's ISO code (GBX for pence); None when unknown, never assumed
     provenance: Provenance
 
 
@@ -63,7 +64,7 @@ class Fundamentals(BaseModel):
     sector: str | None = None
     industry: str | None = None
     exchange: str | None = None
-    currency: str = "USD"
+    currency: str | None = None  # the listing's ISO code (GBX for pence); None when unknown, never assumed
     market_cap: float | None = None
     pe_ratio: float | None = None
     forward_pe: float | None = None
@@ -119,10 +120,20 @@ class IndicatorSeries(BaseModel):
 
 
 class QuoteError(BaseModel):
-    """A symbol of a batch request that could not be answered (the batch itself still succeeds)."""
+    """Why one symbol has no quote: the problem the market-data layer reported for it (RFC 9457 fields).
+
+    Used wherever quotes are fetched in bulk (the batch route, portfolio valuations, the dashboard): the
+    batch still answers, the symbol reports its problem in place, never a made-up price."""
 
     symbol: str
     status: int
-    type: str
+    type: str  # the problem type, "/problems/<slug>"
     title: str
     detail: str | None = None
+
+    @classmethod
+    def of(cls, symbol: str, err: Any) -> "QuoteError":
+        """From an ApiError (or another QuoteError)."""
+        slug = str(err.type)
+        return cls(symbol=symbol, status=err.status, type=slug if slug.startswith("/") else f"/problems/{slug}",
+                   title=err.title, detail=err.detail)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
-from typing import Any, Callable, Protocol, Sequence, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
-from shared.market.models import Bar, Fundamentals, History, News, Quote, SymbolMatch
+from shared.market.models import Bar, Quote
+
+if TYPE_CHECKING:  # pragma: no cover
+    from shared.errors import ApiError
 
 T = TypeVar("T")
 
@@ -33,56 +37,23 @@ class SingleFlightLike(Protocol):
 
 
 @runtime_checkable
-class QuoteProvider(Protocol):
-    name: str
-
-    def get_quote(self, symbol: str) -> Quote: ...
-
-
-@runtime_checkable
 class BatchQuoteProvider(Protocol):
-    """One upstream call for many quotes; symbols it could not price are absent from the result."""
+    """A provider that prices many symbols in one upstream call (the chain prefers it for batches).
+
+    Every requested symbol maps to its Quote or to the error it met (NotFound only when the upstream
+    positively says so; otherwise the outcome class of the failure)."""
 
     name: str
 
-    def get_quotes_batch(self, symbols: Sequence[str]) -> dict[str, Quote]: ...
+    def get_quotes_batch(self, symbols: Sequence[str]) -> "Mapping[str, Quote | ApiError]": ...
 
 
-@runtime_checkable
-class HistoryProvider(Protocol):
-    name: str
-
-    def get_history(
-        self, symbol: str, *, period: str = "1mo", interval: str = "1d", start: date | None = None, end: date | None = None
-    ) -> History: ...
-
-
-@runtime_checkable
-class FundamentalsProvider(Protocol):
-    name: str
-
-    def get_fundamentals(self, symbol: str) -> Fundamentals: ...
-
-
-@runtime_checkable
-class NewsProvider(Protocol):
-    name: str
-
-    def get_news(self, symbol: str, limit: int = 10) -> News: ...
-
-
-@runtime_checkable
-class SymbolSearchProvider(Protocol):
-    name: str
-
-    def search_symbols(self, query: str, limit: int = 10) -> list[SymbolMatch]: ...
-
-
-# A provider implements any subset of the roles above; DataManager skips one that lacks the method
-# a data type needs. Contract for every method: return a normalised model whose provenance.source is
-# the provider's name, or raise a shared.errors class (NotFound for an unknown symbol,
-# UpstreamRateLimited when throttled, MarketDataUnavailable/UpstreamError for anything else).
-Provider = Any
+# A provider implements any subset of get_quote, get_history, get_fundamentals, get_news and search_symbols
+# (the chain skips one that lacks the method a data type needs; see ``shared.market.chain.METHODS``).
+# Contract for every method: return a normalised model whose provenance.source is the provider's name, or
+# raise a shared.errors outcome class: NotFound only when the upstream positively says the symbol does not
+# exist; UpstreamRateLimited, UpstreamUnavailable (MarketDataUnavailable), UpstreamMisconfigured or
+# UpstreamUnsupported otherwise.
 
 
 @runtime_checkable
@@ -95,10 +66,3 @@ class SnapshotSink(Protocol):
     def save_bars(self, symbol: str, interval: str, bars: Sequence[Bar]) -> None: ...
     def save_snapshot(self, quote: Quote) -> None: ...
     def load_bars(self, symbol: str, interval: str, start: date, end: date) -> Sequence[Bar]: ...
-
-
-class ProviderUnsupported(Exception):
-    """Raised by a provider that cannot serve this kind of request (e.g. intraday bars on a daily-only API).
-
-    DataManager moves on to the next provider without counting a failure against the breaker.
-    """

@@ -38,7 +38,7 @@ def to_datetime(value: Any) -> datetime | None:
     if hasattr(value, "to_pydatetime"):  # pandas Timestamp, without importing pandas
         value = value.to_pydatetime()
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -54,5 +54,5 @@ def to_datetime(value: Any) -> datetime | None:
             dt = datetime.fromisoformat(s.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        return dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
     return None

@@ -1,10 +1,13 @@
 """Alpha Vantage over HTTP (httpx).
 
-Every value arrives as a string; errors arrive as HTTP 200 bodies with ``Information``
-(throttle, current), ``Note`` (throttle, legacy) or ``Error Message`` (bad call / unknown
-symbol). The free tier allows 25 requests a day: usage is counted per UTC day in the cache
-and calls stop at the configured quota. The ``apikey`` never reaches a log line or an
-exception message: httpx's request logs are redacted and upstream texts are scrubbed.
+Every value arrives as a string; errors arrive as HTTP 200 bodies with ``Information`` (throttle, premium
+endpoint), ``Note`` (throttle, legacy) or ``Error Message`` (an invalid key, or a symbol it does not know).
+The free tier allows 25 requests a day: usage is counted per UTC day in the cache and calls stop at the
+configured quota. Symbols are spelled the Alpha Vantage way on the wire (VOD.L -> VOD.LON) and ours in every
+answer; a symbol whose exchange it does not list is not asked (UpstreamUnsupported). The ``apikey`` never
+reaches a log line or an exception message: it is registered with ``shared.logging``'s redactor, whose filter
+scrubs every record (at the source for httpx, which logs request URLs), and upstream texts are redacted before
+they are quoted.
 """
 
 from __future__ import annotations
@@ -13,56 +16,30 @@ import hashlib
 import logging
 import re
 import threading
+from collections.abc import Callable
 from datetime import date, datetime, timezone
-from typing import Any, Callable
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from shared.errors import MarketDataUnavailable, NotFound, UpstreamError, UpstreamRateLimited
+from shared.errors import (
+    MarketDataUnavailable,
+    NotFound,
+    UpstreamMisconfigured,
+    UpstreamRateLimited,
+    UpstreamUnsupported,
+)
+from shared.logging import redact, redact_at_source, register_secrets
 from shared.market.hours import quote_as_of
 from shared.market.models import Bar, Fundamentals, History, News, NewsItem, Provenance, Quote, SymbolMatch
 from shared.market.periods import date_range
+from shared.market.protocols import CacheLike
 from shared.market.providers._util import integer, num, to_datetime
-from shared.market.symbols import listing_currency
-from shared.market.protocols import CacheLike, ProviderUnsupported
+from shared.market.symbols import Listing, from_alpha_vantage, listing_currency, listing_of, normalize_currency, to_alpha_vantage
 
 NAME = "alpha_vantage"
 logger = logging.getLogger(__name__)
 
-_APIKEY_RE = re.compile(r"(apikey=)[^&\s\"'#]+", re.IGNORECASE)
 _THROTTLE_RE = re.compile(r"rate limit|requests per|call frequency|spreading out|requests? (?:a|per) (?:day|minute)", re.IGNORECASE)
-
-
-def redact(text: str, secret: str | None = None) -> str:
-    """Remove ``apikey=...`` query values and any literal occurrence of ``secret`` from ``text``."""
-    out = _APIKEY_RE.sub(r"\1***", text)
-    if secret:
-        out = out.replace(secret, "***")
-    return out
-
-
-class _RedactFilter(logging.Filter):
-    """Scrubs apikey values from records of the loggers httpx/httpcore write request URLs to."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            msg = record.getMessage()
-        except Exception:  # noqa: BLE001 - never break logging
-            return True
-        if "apikey" in msg.lower():
-            record.msg, record.args = redact(msg), None
-        return True
-
-
-_FILTER = _RedactFilter()
-_filter_lock = threading.Lock()
-
-
-def install_log_redaction() -> None:
-    """Attach the redaction filter to httpx/httpcore loggers (idempotent)."""
-    with _filter_lock:
-        for name in ("httpx", "httpcore", "httpcore.http11", "httpcore.connection"):
-            lg = logging.getLogger(name)
-            if _FILTER not in lg.filters:
-                lg.addFilter(_FILTER)
 
 
 def _prov(fetched_at: datetime, as_of: datetime | None) -> Provenance:
@@ -70,12 +47,16 @@ def _prov(fetched_at: datetime, as_of: datetime | None) -> Provenance:
 
 
 # -- normalisers (pure) --------------------------------------------------------------------
-def check_payload(payload: Any, symbol: str | None = None, secret: str | None = None) -> dict[str, Any]:
-    """Raise our error for Alpha Vantage's in-band errors; return the payload when it is data.
+def check_payload(payload: Any, symbol: str | None = None) -> dict[str, Any]:
+    """Raise our error for Alpha Vantage's in-band errors (all arrive as HTTP 200); return the payload when it is data.
 
-    - ``Note`` or a throttling ``Information`` -> UpstreamRateLimited (opens the breaker)
-    - ``Information`` about premium endpoints or anything else -> MarketDataUnavailable
-    - ``Error Message`` -> NotFound (we only send well-formed calls, so it means the symbol)
+    - ``Note``, or an ``Information`` about request rates -> UpstreamRateLimited
+    - ``Information`` about premium endpoints -> UpstreamMisconfigured (our plan lacks it; stop asking)
+    - ``Information`` "Invalid inputs" (NEWS_SENTIMENT for tickers it does not cover) -> UpstreamUnsupported
+    - ``Error Message`` naming the ``apikey`` (invalid or missing key) -> UpstreamMisconfigured, for every symbol
+    - any other ``Error Message`` -> NotFound when a symbol was asked (we only send well-formed calls, so it is
+      Alpha Vantage's documented answer to a symbol it does not know), else MarketDataUnavailable
+    Quoted upstream text goes through the log redactor (it can echo the key).
     """
     if not isinstance(payload, dict):
         raise MarketDataUnavailable("Alpha Vantage returned an unexpected body", provider=NAME)
@@ -86,27 +67,37 @@ def check_payload(payload: Any, symbol: str | None = None, secret: str | None = 
         if _THROTTLE_RE.search(info):
             raise UpstreamRateLimited("Alpha Vantage rate limit reached", provider=NAME)
         if "premium" in info.lower():
-            raise MarketDataUnavailable("That Alpha Vantage endpoint needs a premium plan", provider=NAME)
-        if "invalid inputs" in info.lower() and symbol:
+            raise UpstreamMisconfigured("That Alpha Vantage endpoint needs a premium plan", provider=NAME)
+        if "invalid inputs" in info.lower():
+            raise UpstreamUnsupported(f"Alpha Vantage does not cover {symbol or 'that request'}", provider=NAME)
+        raise MarketDataUnavailable(f"Alpha Vantage: {redact(info)[:200]}", provider=NAME)
+    error = payload.get("Error Message")
+    if isinstance(error, str):
+        if "apikey" in error.lower():
+            raise UpstreamMisconfigured(f"Alpha Vantage rejected the API key: {redact(error)[:120]}", provider=NAME)
+        if symbol:
             raise NotFound(f"Unknown symbol {symbol}", extra={"symbol": symbol})
-        raise MarketDataUnavailable(f"Alpha Vantage: {redact(info, secret)[:200]}", provider=NAME)
-    if "Error Message" in payload:
-        raise NotFound(f"Unknown symbol {symbol}" if symbol else "Alpha Vantage rejected the call", extra={"symbol": symbol} if symbol else None)
+        raise MarketDataUnavailable(f"Alpha Vantage rejected the call: {redact(error)[:120]}", provider=NAME)
     return payload
 
 
 def normalize_quote(symbol: str, payload: dict[str, Any], fetched_at: datetime) -> Quote:
-    """GLOBAL_QUOTE; an empty ``Global Quote`` object means an unknown symbol."""
+    """GLOBAL_QUOTE for ``symbol`` (ours); an empty ``Global Quote`` object is Alpha Vantage's unknown-symbol answer.
+
+    Currency: the listing's (GLOBAL_QUOTE does not report it), None when unknown.
+    """
     check_payload(payload, symbol)
     q = payload.get("Global Quote") or {}
     price = num(q.get("05. price"))
-    if not q or price is None:
+    if not q:
         raise NotFound(f"Unknown symbol {symbol}", extra={"symbol": symbol})
+    if price is None:
+        raise MarketDataUnavailable(f"Alpha Vantage returned no price for {symbol}", provider=NAME)
     day = to_datetime(q.get("07. latest trading day"))
     return Quote(
-        symbol=(q.get("01. symbol") or symbol).upper(),
+        symbol=symbol,
         price=price,
-        currency=listing_currency(symbol),  # GLOBAL_QUOTE does not report it
+        currency=listing_currency(symbol),
         change=num(q.get("09. change")),
         change_percent=num(q.get("10. change percent")),
         previous_close=num(q.get("08. previous close")),
@@ -119,11 +110,17 @@ def normalize_quote(symbol: str, payload: dict[str, Any], fetched_at: datetime) 
 
 
 def normalize_daily(symbol: str, payload: dict[str, Any], fetched_at: datetime, first: date | None = None, last: date | None = None) -> History:
-    """TIME_SERIES_DAILY, optionally cut to [first, last]; nothing left -> MarketDataUnavailable."""
+    """TIME_SERIES_DAILY, optionally cut to [first, last]; nothing left -> MarketDataUnavailable.
+
+    Each bar is stamped at its day's midnight on the exchange's clock (as Yahoo stamps daily bars), so one
+    session's bar has the same timestamp whichever provider served it; the currency is the listing's.
+    """
     check_payload(payload, symbol)
     series = payload.get("Time Series (Daily)")
     if not isinstance(series, dict):
         raise MarketDataUnavailable(f"Alpha Vantage returned no daily series for {symbol}", provider=NAME)
+    listing = listing_of(symbol)
+    zone = ZoneInfo(listing.timezone if listing else "America/New_York")
     bars = []
     for day, row in series.items():
         d = date.fromisoformat(day)
@@ -132,29 +129,31 @@ def normalize_daily(symbol: str, payload: dict[str, Any], fetched_at: datetime, 
         close = num(row.get("4. close"))
         if close is None:
             continue
-        bars.append(Bar(ts=datetime(d.year, d.month, d.day, tzinfo=timezone.utc), open=num(row.get("1. open")) or close,
-                        high=num(row.get("2. high")) or close, low=num(row.get("3. low")) or close, close=close,
-                        volume=integer(row.get("5. volume"))))
+        midnight = datetime(d.year, d.month, d.day, tzinfo=zone).astimezone(timezone.utc)
+        bars.append(Bar(ts=midnight, open=num(row.get("1. open")) or close, high=num(row.get("2. high")) or close,
+                        low=num(row.get("3. low")) or close, close=close, volume=integer(row.get("5. volume"))))
     if not bars:
         raise MarketDataUnavailable(f"Alpha Vantage has no bars for {symbol} in that range", provider=NAME)
     bars.sort(key=lambda b: b.ts)
-    return History(symbol=symbol, interval="1d", bars=bars, provenance=_prov(fetched_at, bars[-1].ts))
+    return History(symbol=symbol, interval="1d", bars=bars, currency=listing_currency(symbol),
+                   provenance=_prov(fetched_at, bars[-1].ts))
 
 
 def normalize_overview(symbol: str, payload: dict[str, Any], fetched_at: datetime) -> Fundamentals:
-    """OVERVIEW; an empty object means an unknown symbol. DividendYield is already a fraction."""
+    """OVERVIEW. ``{}`` is what it answers for ETFs and funds (and symbols it lacks): it has no overview to give,
+    which is UpstreamUnsupported, not an unknown symbol. DividendYield is already a fraction."""
     check_payload(payload, symbol)
     if not payload or not payload.get("Symbol"):
-        raise NotFound(f"Unknown symbol {symbol}", extra={"symbol": symbol})
+        raise UpstreamUnsupported(f"Alpha Vantage has no company overview for {symbol} (none for ETFs and funds)", provider=NAME)
 
     def s(key: str) -> str | None:
         v = payload.get(key)
         return v if v not in (None, "", "None", "-") else None
 
     return Fundamentals(
-        symbol=payload["Symbol"].upper(),
+        symbol=symbol,
         name=s("Name"), sector=s("Sector"), industry=s("Industry"), exchange=s("Exchange"),
-        currency=(s("Currency") or "USD").upper(),
+        currency=normalize_currency(s("Currency")) or listing_currency(symbol),
         market_cap=num(payload.get("MarketCapitalization")),
         pe_ratio=num(payload.get("PERatio")), forward_pe=num(payload.get("ForwardPE")),
         eps=num(payload.get("EPS")), dividend_yield=num(payload.get("DividendYield")),
@@ -166,12 +165,14 @@ def normalize_overview(symbol: str, payload: dict[str, Any], fetched_at: datetim
     )
 
 
-def normalize_news(symbol: str, payload: dict[str, Any], fetched_at: datetime, limit: int = 10) -> News:
-    """NEWS_SENTIMENT; sentiment is the ticker-specific score when present, else the overall one."""
+def normalize_news(symbol: str, payload: dict[str, Any], fetched_at: datetime, limit: int = 10, av_symbol: str | None = None) -> News:
+    """NEWS_SENTIMENT; sentiment is the ticker-specific score when present (``av_symbol``: its spelling there),
+    else the overall one."""
     check_payload(payload, symbol)
     feed = payload.get("feed")
     if not isinstance(feed, list):
         raise MarketDataUnavailable(f"Alpha Vantage returned no news feed for {symbol}", provider=NAME)
+    wire = (av_symbol or symbol).upper()
     items = []
     for art in feed:
         title = (art.get("title") or "").strip()
@@ -179,7 +180,7 @@ def normalize_news(symbol: str, payload: dict[str, Any], fetched_at: datetime, l
             continue
         sentiment = num(art.get("overall_sentiment_score"))
         for ts in art.get("ticker_sentiment") or []:
-            if str(ts.get("ticker", "")).upper() == symbol:
+            if str(ts.get("ticker", "")).upper() == wire:
                 sentiment = num(ts.get("ticker_sentiment_score"))
                 break
         url = art.get("url")
@@ -197,16 +198,22 @@ _AV_TYPES = {"equity": "equity", "etf": "etf", "mutual fund": "mutualfund", "ind
 
 
 def normalize_search(payload: dict[str, Any], limit: int = 10) -> list[SymbolMatch]:
-    """SYMBOL_SEARCH ``bestMatches``."""
+    """SYMBOL_SEARCH ``bestMatches`` in our spelling (TSCO.LON -> TSCO.L) with the exchange of the listing (never
+    the region); matches on exchanges we cannot map are left out (nothing could be asked about them)."""
     check_payload(payload)
     out = []
-    for m in (payload.get("bestMatches") or [])[:limit]:
-        sym = m.get("1. symbol")
-        if not sym:
+    for m in payload.get("bestMatches") or []:
+        mapped: tuple[str, Listing] | None = from_alpha_vantage(m.get("1. symbol") or "")
+        if mapped is None:
             continue
-        out.append(SymbolMatch(symbol=sym.upper(), name=m.get("2. name") or sym,
-                               exchange=m.get("4. region"), type=_AV_TYPES.get((m.get("3. type") or "").lower(), (m.get("3. type") or "").lower() or None),
-                               currency=m.get("8. currency"), score=num(m.get("9. matchScore"))))
+        sym, listing = mapped
+        kind = (m.get("3. type") or "").lower()
+        out.append(SymbolMatch(symbol=sym, name=m.get("2. name") or sym, exchange=listing.exchange,
+                               type=_AV_TYPES.get(kind, kind or None),
+                               currency=normalize_currency(m.get("8. currency")) or listing.currency,
+                               score=num(m.get("9. matchScore"))))
+        if len(out) >= limit:
+            break
     return out
 
 
@@ -230,6 +237,8 @@ class AlphaVantageProvider:
         if not api_key:
             raise ValueError("Alpha Vantage needs an API key")
         self._key = api_key
+        register_secrets([api_key])  # masked in every log line and quoted upstream text from now on
+        redact_at_source("httpx", "httpcore")  # they log each request URL, apikey included
         self._cache = cache
         self._base_url = base_url
         self._quota = int(daily_quota)
@@ -238,7 +247,6 @@ class AlphaVantageProvider:
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         self._client: Any = None
         self._lock = threading.Lock()
-        install_log_redaction()
 
     def __repr__(self) -> str:  # never show the key
         return f"AlphaVantageProvider(base_url={self._base_url!r}, daily_quota={self._quota})"
@@ -264,6 +272,15 @@ class AlphaVantageProvider:
         if used > self._quota:
             raise UpstreamRateLimited(f"Alpha Vantage daily quota of {self._quota} requests is used up", provider=NAME)
 
+    @staticmethod
+    def _wire(symbol: str) -> str:
+        """Alpha Vantage's spelling of ``symbol``; UpstreamUnsupported (no request, no quota) for an exchange it
+        does not list: asked as is, it would call the symbol unknown."""
+        av_symbol = to_alpha_vantage(symbol)
+        if av_symbol is None:
+            raise UpstreamUnsupported(f"Alpha Vantage does not list {symbol}", provider=NAME)
+        return av_symbol
+
     def _get(self, function: str, subject: str | None, **params: Any) -> dict[str, Any]:
         self._reserve()
         import httpx
@@ -272,32 +289,34 @@ class AlphaVantageProvider:
         try:
             resp = self._http().get(self._base_url, params=query)
         except httpx.TimeoutException:
-            raise UpstreamError("Alpha Vantage timed out", provider=NAME) from None
+            raise MarketDataUnavailable("Alpha Vantage timed out", provider=NAME) from None
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"Alpha Vantage request failed ({type(exc).__name__})", provider=NAME) from None
+            raise MarketDataUnavailable(f"Alpha Vantage request failed ({type(exc).__name__})", provider=NAME) from None
         if resp.status_code == 429:
-            raise UpstreamRateLimited("Alpha Vantage rate limited us", provider=NAME)
+            raise UpstreamRateLimited("Alpha Vantage rate limited us", provider=NAME,
+                                      retry_after=num(resp.headers.get("Retry-After")))
         if resp.status_code >= 400:
-            raise UpstreamError(f"Alpha Vantage answered HTTP {resp.status_code}", provider=NAME)
+            raise MarketDataUnavailable(f"Alpha Vantage answered HTTP {resp.status_code}", provider=NAME)
         try:
             payload = resp.json()
         except ValueError:
             raise MarketDataUnavailable("Alpha Vantage returned a body that is not JSON", provider=NAME) from None
-        return check_payload(payload, subject, self._key)
+        return check_payload(payload, subject)
 
     def get_quote(self, symbol: str) -> Quote:
-        return normalize_quote(symbol, self._get("GLOBAL_QUOTE", symbol, symbol=symbol), self._clock())
+        return normalize_quote(symbol, self._get("GLOBAL_QUOTE", symbol, symbol=self._wire(symbol)), self._clock())
 
     def get_history(self, symbol: str, *, period: str = "1mo", interval: str = "1d", start: date | None = None, end: date | None = None) -> History:
         if interval != "1d":
-            # Only daily bars on the free tier; the manager falls back to the next provider.
-            raise ProviderUnsupported(f"Alpha Vantage serves daily bars only, not {interval}")
+            # Only daily bars on the free tier; the chain asks the next provider.
+            raise UpstreamUnsupported(f"Alpha Vantage serves daily bars only, not {interval}", provider=NAME)
+        wire = self._wire(symbol)
         today = self._clock().date()
         first, last = date_range(period, today, start, end)
         # compact = the latest 100 sessions (~140 calendar days); full is a premium feature.
         if (today - first).days > 140:
-            raise ProviderUnsupported("Alpha Vantage's free tier serves the last 100 sessions only")
-        payload = self._get("TIME_SERIES_DAILY", symbol, symbol=symbol, outputsize="compact")
+            raise UpstreamUnsupported("Alpha Vantage's free tier serves the last 100 sessions only", provider=NAME)
+        payload = self._get("TIME_SERIES_DAILY", symbol, symbol=wire, outputsize="compact")
         if start is None and end is None and period in ("1d", "5d"):
             # The last 1/5 sessions, even before today's open (as Yahoo answers).
             hist = normalize_daily(symbol, payload, self._clock(), None, last)
@@ -305,11 +324,12 @@ class AlphaVantageProvider:
         return normalize_daily(symbol, payload, self._clock(), first, last)
 
     def get_fundamentals(self, symbol: str) -> Fundamentals:
-        return normalize_overview(symbol, self._get("OVERVIEW", symbol, symbol=symbol), self._clock())
+        return normalize_overview(symbol, self._get("OVERVIEW", symbol, symbol=self._wire(symbol)), self._clock())
 
     def get_news(self, symbol: str, limit: int = 10) -> News:
-        payload = self._get("NEWS_SENTIMENT", symbol, tickers=symbol, limit=max(limit, 10), sort="LATEST")
-        return normalize_news(symbol, payload, self._clock(), limit)
+        wire = self._wire(symbol)
+        payload = self._get("NEWS_SENTIMENT", symbol, tickers=wire, limit=max(limit, 10), sort="LATEST")
+        return normalize_news(symbol, payload, self._clock(), limit, wire)
 
     def search_symbols(self, query: str, limit: int = 10) -> list[SymbolMatch]:
         return normalize_search(self._get("SYMBOL_SEARCH", None, keywords=query), limit)

@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Callable, Sequence
 
-from shared.errors import NotFound
+from shared.errors import ApiError, NotFound
 from shared.market.hours import CLOSE_TIME, NEW_YORK, OPEN_TIME, is_trading_day, quote_as_of
 from shared.market.models import Bar, Fundamentals, History, News, NewsItem, Provenance, Quote, SymbolMatch
 from shared.market.periods import INTRADAY, date_range
@@ -103,6 +103,11 @@ def _session_fraction(now: datetime, d: date) -> float:
     return min(1.0, max(0.0, (ny - open_dt) / (close_dt - open_dt)))
 
 
+def _midnight(d: date) -> datetime:
+    """A daily bar's stamp: the day's midnight in New York (as Yahoo stamps daily bars), in UTC."""
+    return datetime.combine(d, time(0), tzinfo=NEW_YORK).astimezone(timezone.utc)
+
+
 def _session_close_utc(d: date) -> datetime:
     return datetime.combine(d, CLOSE_TIME, tzinfo=NEW_YORK).astimezone(timezone.utc)
 
@@ -144,7 +149,7 @@ class OfflineProvider:
                 h = round(max(o, c2) + (h - max(o, c)) * frac, 2)
                 lo = round(min(o, c2) - (min(o, c) - lo) * frac, 2)
                 c, v = c2, int(v * frac)
-            bars.append(Bar(ts=datetime.combine(d, time(0), tzinfo=timezone.utc), open=o, high=h, low=lo, close=c, volume=v))
+            bars.append(Bar(ts=_midnight(d), open=o, high=h, low=lo, close=c, volume=v))
         return bars
 
     def _recent(self, symbol: str, days: int) -> list[Bar]:
@@ -176,13 +181,13 @@ class OfflineProvider:
             provenance=self._prov(as_of),
         )
 
-    def get_quotes_batch(self, symbols: Sequence[str]) -> dict[str, Quote]:
-        out = {}
+    def get_quotes_batch(self, symbols: Sequence[str]) -> dict[str, Quote | ApiError]:
+        out: dict[str, Quote | ApiError] = {}
         for s in symbols:
             try:
                 out[s] = self.get_quote(s)
-            except NotFound:
-                continue
+            except NotFound as exc:
+                out[s] = exc
         return out
 
     def get_history(self, symbol: str, *, period: str = "1mo", interval: str = "1d", start: date | None = None, end: date | None = None) -> History:
@@ -332,6 +337,6 @@ def _aggregate(bars: list[Bar], bucket: Callable[[date], date]) -> list[Bar]:
         groups.setdefault(bucket(b.ts.date()), []).append(b)
     for key in sorted(groups):
         g = groups[key]
-        out.append(Bar(ts=datetime.combine(key, time(0), tzinfo=timezone.utc), open=g[0].open, high=max(b.high for b in g),
+        out.append(Bar(ts=_midnight(key), open=g[0].open, high=max(b.high for b in g),
                        low=min(b.low for b in g), close=g[-1].close, volume=sum(b.volume or 0 for b in g)))
     return out

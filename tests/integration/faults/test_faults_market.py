@@ -1,6 +1,7 @@
-"""Market-data provider faults through HTTP: Yahoo (fake yfinance module) errors, throttling and empty
-answers become 502/404 problems naming the provider, or a cached value flagged stale; Alpha Vantage's
-in-band throttle becomes a 502 problem and its API key appears neither in the body nor in the logs."""
+"""Market-data provider faults through HTTP: Yahoo (the real yfinance over a faked transport) errors, throttling
+and empty answers become 502 problems naming the provider (404 only when Yahoo says the symbol does not exist),
+or a cached value flagged stale; Alpha Vantage's in-band throttle becomes a 502 problem and its API key appears
+neither in the body nor in the logs."""
 
 from __future__ import annotations
 
@@ -13,61 +14,11 @@ import pytest
 
 from shared.market.providers.yahoo import YahooProvider
 from tests.integration.faults.fault_support import ADMIN, assert_problem, make_settings, serve, timed
-from tests.unit.market.market_fakes import load_payload
+from tests.upstream import EMPTY_BODY, TOO_MANY_REQUESTS, FakeYahoo, Reply, connection_reset, upstream
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:.*inplace.*:Warning")]
 
 KINDS = ("quote", "history", "fundamentals", "news", "search")
-
-
-class YFRateLimitError(Exception):
-    """Stands in for yfinance.exceptions.YFRateLimitError (the adapter maps it by class name)."""
-
-
-class _Frame:
-    """The slice of a pandas DataFrame the adapter touches, empty."""
-
-    empty = True
-
-
-class FakeYF:
-    """A fake `yfinance` module whose behaviour the test switches: ok, error, ratelimit, empty."""
-
-    def __init__(self) -> None:
-        self.mode = "ok"
-        self.calls = 0
-        fake = self
-
-        class Ticker:
-            def __init__(self, symbol: str) -> None:
-                self.symbol = symbol
-                self.history_metadata = {}
-
-            def _enter(self):
-                fake.calls += 1
-                if fake.mode == "error":
-                    raise ConnectionError("connection reset by peer 10.0.0.7")
-                if fake.mode == "ratelimit":
-                    raise YFRateLimitError("Too Many Requests. Rate limited. Try after a while.")
-
-            @property
-            def fast_info(self):
-                self._enter()
-                return {} if fake.mode == "empty" else load_payload("yahoo_fast_info_aapl.json")
-
-            def get_info(self):
-                self._enter()
-                return {} if fake.mode == "empty" else load_payload("yahoo_info_aapl.json")
-
-            def history(self, **kw):
-                self._enter()
-                return _Frame()
-
-            def get_news(self, count=10):
-                self._enter()
-                return [] if fake.mode == "empty" else load_payload("yahoo_news_aapl.json")
-
-        self.Ticker = Ticker
 
 
 def yahoo_settings(tmp_path, **cache):
@@ -76,18 +27,17 @@ def yahoo_settings(tmp_path, **cache):
 
 
 @pytest.fixture
-def yahoo(tmp_path):
-    yf = FakeYF()
-    provider = YahooProvider(yf_module=yf)
-    return yf, provider
+def yahoo():
+    fake = FakeYahoo().healthy()
+    fake.tz("AAPL", "America/New_York")
+    return fake
 
 
-@pytest.mark.parametrize("mode,status,slug", [("error", 502, "market-data-unavailable"),
-                                              ("ratelimit", 502, "upstream-rate-limited")])
-def test_yahoo_failure_is_502_problem_naming_the_provider(tmp_path, yahoo, mode, status, slug):
-    yf, provider = yahoo
-    yf.mode = mode
-    with serve(yahoo_settings(tmp_path), market_providers={"yahoo": provider}) as client:
+@pytest.mark.parametrize("reply,status,slug,outcome", [(connection_reset, 502, "market-data-unavailable", "unavailable"),
+                                                       (lambda: TOO_MANY_REQUESTS, 502, "upstream-rate-limited", "rate_limited")])
+def test_yahoo_failure_is_502_problem_naming_the_provider(tmp_path, yahoo, reply, status, slug, outcome):
+    yahoo.fail_data(reply())
+    with serve(yahoo_settings(tmp_path), market_providers={"yahoo": YahooProvider(session=yahoo.session())}) as client:
         for i, path in enumerate(("/api/v1/market/AAPL/quote", "/api/v1/market/AAPL/fundamentals",
                                   "/api/v1/market/AAPL/news")):
             r, took = timed(client.get, path, headers=ADMIN)
@@ -97,30 +47,29 @@ def test_yahoo_failure_is_502_problem_naming_the_provider(tmp_path, yahoo, mode,
             allowed = {f"/problems/{slug}"} if i == 0 else {f"/problems/{slug}", "/problems/market-data-unavailable"}
             assert body["type"] in allowed, body
             assert body["provider"] == "yahoo", body
-            assert "10.0.0.7" not in r.text  # the SDK's message is not echoed
+            assert "Connection reset" not in r.text  # the SDK's message is not echoed
+        upstream_calls = client.core.services.market.stats()["upstream"]["yahoo"]
     # A throttled upstream opens the breaker at once (not hammered again); plain errors are retried per request.
-    assert yf.calls == (1 if mode == "ratelimit" else 3)
+    assert upstream_calls[outcome] == (1 if outcome == "rate_limited" else 3), upstream_calls
 
 
-def test_yahoo_empty_answers(tmp_path, yahoo):
-    yf, provider = yahoo
-    yf.mode = "empty"
-    with serve(yahoo_settings(tmp_path), market_providers={"yahoo": provider}) as client:
-        assert_problem(client.get("/api/v1/market/AAPL/quote", headers=ADMIN), 404, "not-found")
-        body = assert_problem(client.get("/api/v1/market/AAPL/history", headers=ADMIN), 502)
-        assert "yahoo" in json.dumps(body).lower()
-        assert_problem(client.get("/api/v1/market/ZZZZ/fundamentals", headers=ADMIN), 404, "not-found")
+def test_yahoo_empty_answers_are_502_and_only_its_not_found_is_404(tmp_path, yahoo):
+    with serve(yahoo_settings(tmp_path), market_providers={"yahoo": YahooProvider(session=yahoo.session())}) as client:
+        assert_problem(client.get("/api/v1/market/ZZZZZZ/fundamentals", headers=ADMIN), 404, "not-found")
+        yahoo.fail_data(EMPTY_BODY)
+        for path in ("/api/v1/market/AAPL/quote", "/api/v1/market/AAPL/history", "/api/v1/market/MSFT/fundamentals"):
+            body = assert_problem(client.get(path, headers=ADMIN), 502)
+            assert "yahoo" in json.dumps(body).lower()
 
 
 def test_yahoo_failure_serves_cached_value_flagged_stale(tmp_path, yahoo):
-    yf, provider = yahoo
     with serve(yahoo_settings(tmp_path, ttl={"fundamental_data": 1, "news_data": 1}),
-               market_providers={"yahoo": provider}) as client:
+               market_providers={"yahoo": YahooProvider(session=yahoo.session())}) as client:
         fresh = client.get("/api/v1/market/AAPL/fundamentals", headers=ADMIN)
         assert fresh.status_code == 200, fresh.text
         assert fresh.json()["provenance"]["stale"] is False
         assert fresh.json()["provenance"]["source"] == "yahoo"
-        yf.mode = "error"
+        yahoo.fail_data(Reply(503, "Service Unavailable"))
         time.sleep(1.1)  # past the 1 s TTL
         stale = client.get("/api/v1/market/AAPL/fundamentals", headers=ADMIN)
         assert stale.status_code == 200, stale.text

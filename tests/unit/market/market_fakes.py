@@ -5,23 +5,17 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from shared.config.models import Settings
 from shared.errors import NotFound
 from shared.market.models import Bar, Fundamentals, History, News, NewsItem, Provenance, Quote, SymbolMatch
 
-PAYLOADS = Path(__file__).parent / "payloads"
 
 # Wednesday 2025-01-08 15:00 UTC = 10:00 New York: the market is open.
 OPEN_NOW = datetime(2025, 1, 8, 15, 0, tzinfo=timezone.utc)
 # Saturday 2025-01-11 15:00 UTC: closed until Monday 2025-01-13 09:30 New York (14:30 UTC).
 WEEKEND_NOW = datetime(2025, 1, 11, 15, 0, tzinfo=timezone.utc)
-
-
-def load_payload(name: str) -> Any:
-    return json.loads((PAYLOADS / name).read_text())
 
 
 class FakeClock:

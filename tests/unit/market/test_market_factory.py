@@ -11,7 +11,8 @@ import httpx
 from shared.config.models import Settings
 from shared.market.factory import build_data_manager
 
-from tests.unit.market.market_fakes import FakeCache, FakeClock, FakeSingleFlight, SyncExecutor, load_payload
+from tests.unit.market.market_fakes import FakeCache, FakeClock, FakeSingleFlight, SyncExecutor
+from tests.upstream import upstream
 
 KINDS = ("quote", "history", "fundamentals", "news", "search")
 
@@ -27,7 +28,7 @@ def test_alpha_vantage_throttle_falls_back_to_offline_without_leaking_key(caplog
 
     def handler(request):
         seen.append(request)
-        body = load_payload("av_information_daily_limit.json")
+        body = upstream("alpha_vantage", "information_daily_limit.json")
         body["Information"] = body["Information"].replace("SECRETKEY123", "TOPSECRET42")
         return httpx.Response(200, json=body)
 
@@ -55,7 +56,7 @@ def test_building_and_health_import_no_sdk():
         "dm = build_data_manager(s, FakeCache(lambda: None), FakeSingleFlight())\n"
         "ok, details = dm.health_check()\n"
         "assert details['providers']['yahoo']['state'] == 'closed', details\n"
-        "assert details['providers']['alpha_vantage']['state'] == 'not_configured', details\n"
+        "assert details['providers']['alpha_vantage']['state'] == 'misconfigured', details\n"
         "heavy = [m for m in ('yfinance', 'pandas', 'numpy') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

@@ -5,7 +5,14 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from shared.errors import MarketDataUnavailable, NotFound, UpstreamError, UpstreamRateLimited, ValidationFailed
+from shared.errors import (
+    MarketDataUnavailable,
+    NotFound,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnsupported,
+    ValidationFailed,
+)
 from shared.market.manager import DataManager
 from shared.market.models import Bar, QuoteError
 
@@ -48,7 +55,7 @@ def test_fallback_on_failure_records_fallback_from(clock, cache, sf):
     assert q.price == 200.0
     assert q.provenance.source == "backup" and q.provenance.fallback_from == ["primary"]
     stats = dm.stats()["upstream"]
-    assert stats["primary"] == {"error": 1} and stats["backup"] == {"ok": 1}
+    assert stats["primary"] == {"unavailable": 1} and stats["backup"] == {"ok": 1}
 
 
 def test_not_found_is_authoritative_no_fallback(clock, cache, sf):
@@ -64,7 +71,8 @@ def test_all_providers_fail_raises_502_never_empty(clock, cache, sf):
     backup.fail = RuntimeError("unexpected SDK error")
     with pytest.raises(MarketDataUnavailable) as ei:
         dm.get_history("AAPL")
-    assert ei.value.status == 502 and ei.value.extra["attempted"] == ["primary", "backup"]
+    assert ei.value.status == 502 and [a["provider"] for a in ei.value.extra["attempted"]] == ["primary", "backup"]
+    assert ei.value.provider == "backup" and ei.value.extra["outcome"] == "unavailable"
 
 
 def test_all_rate_limited_raises_upstream_rate_limited(clock, cache, sf):
@@ -84,10 +92,8 @@ def test_series_come_from_one_source(clock, cache, sf):
 
 
 def test_unsupported_provider_is_skipped_without_breaker_failure(clock, cache, sf):
-    from shared.market.protocols import ProviderUnsupported
-
     dm, primary, backup = build(clock, cache, sf)
-    primary.fail = ProviderUnsupported("daily only")
+    primary.fail = UpstreamUnsupported("daily only")
     for _ in range(5):
         cache.delete(cache.key("market", "history", "AAPL", "1h", "5d"))
         assert dm.get_history("AAPL", period="5d", interval="1h").provenance.source == "backup"
@@ -350,7 +356,7 @@ def test_unknown_indicator_is_422_with_names(clock, cache, sf):
     assert len(ei.value.errors["names"]) == 2
 
 
-def test_missing_provider_is_reported_not_configured(clock, cache, sf):
+def test_provider_that_cannot_run_is_reported_misconfigured(clock, cache, sf):
     settings = make_settings(providers={k: ["alpha_vantage", "offline"] for k in ("quote", "history", "fundamentals", "news", "search")})
     from shared.market.factory import build_data_manager
 
@@ -358,7 +364,8 @@ def test_missing_provider_is_reported_not_configured(clock, cache, sf):
     q = dm.get_quote("AAPL")
     assert q.provenance.source == "offline" and q.provenance.fallback_from == []
     healthy, details = dm.health_check()
-    assert healthy and details["providers"]["alpha_vantage"]["state"] == "not_configured"
+    assert healthy and details["providers"]["alpha_vantage"]["state"] == "misconfigured"
+    assert details["misconfigured"] == ["alpha_vantage"] and "api_key" in details["providers"]["alpha_vantage"]["reason"]
 
 
 def test_batch_respects_provider_order(clock, cache, sf):
@@ -408,14 +415,12 @@ def test_background_refresh_not_found_drops_stale_value_so_next_request_is_404(c
 
 
 def test_unsupported_call_in_half_open_does_not_close_breaker(clock, cache, sf):
-    from shared.market.protocols import ProviderUnsupported
-
     dm, primary, backup = build(clock, cache, sf)
     primary.fail = UpstreamError("down")
     for sym in ("AAPL", "MSFT", "IBM"):
         dm.get_quote(sym)
     clock.advance(120)  # cool-down over: half-open
-    primary.fail = ProviderUnsupported("no intraday")
+    primary.fail = UpstreamUnsupported("no intraday")
     assert dm.get_history("AAPL", period="5d", interval="1h").provenance.source == "backup"
     # No real probe happened: still half-open, and the probe slot is free again for a real call.
     assert dm.health_check()[1]["providers"]["primary"]["state"] == "half_open"

@@ -1,0 +1,199 @@
+"""The configured market-data providers per data type, each behind its breaker, asked in order.
+
+One routine (``_first``, built on ``shared.resilience.first_success``) answers single calls and batches alike:
+a batch asks each provider that can batch once for every symbol still open, then settles each symbol through
+the same routine, so NotFound, Unsupported, rate limits, misconfiguration, open breakers and ``fallback_from``
+mean the same thing per symbol as for a single call.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from shared.errors import ApiError, MarketDataUnavailable
+from shared.resilience import (
+    MISCONFIGURED,
+    OPEN,
+    Attempt,
+    BreakerBoard,
+    ChainExhausted,
+    first_success,
+)
+from shared.resilience import exhausted_error as _exhausted
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Link = tuple[str, Any]  # (provider name, provider)
+# The provider method each data type needs (a provider offering only some is skipped for the others).
+METHODS = {
+    "quote": "get_quote",
+    "history": "get_history",
+    "fundamentals": "get_fundamentals",
+    "news": "get_news",
+    "search": "search_symbols",
+}
+
+
+class ProviderChain:
+    """Providers by name (built on first use by ``factory``; None: it cannot run as configured) in the order
+    ``order[kind]``; one breaker per provider on ``breakers``."""
+
+    def __init__(self, order: Mapping[str, Sequence[str]], breakers: BreakerBoard, *,
+                 providers: Mapping[str, Any] | None = None, factory: Callable[[str], Any] | None = None) -> None:
+        self._order = {kind: list(order.get(kind) or []) for kind in METHODS}
+        self.breakers = breakers
+        self._providers: dict[str, Any] = dict(providers or {})
+        self._factory = factory
+        self._unbuildable: dict[str, str] = {}  # name -> why it cannot run
+        self._lock = threading.Lock()
+        self._upstream: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._calls = 0  # provider methods actually invoked (one batch call is one)
+
+    # -- providers --------------------------------------------------------------------------
+    def names(self, kind: str | None = None) -> list[str]:
+        """The configured order for ``kind``, or every configured provider once."""
+        if kind is not None:
+            return list(self._order[kind])
+        return list(dict.fromkeys(n for k in METHODS for n in self._order[k]))
+
+    def provider(self, name: str) -> Any:
+        with self._lock:
+            if name in self._providers:
+                return self._providers[name]
+            if name in self._unbuildable:
+                return None
+        built, reason = None, "no such provider"
+        if self._factory is not None:
+            try:
+                built = self._factory(name)
+                reason = "not configured (see the start-up log)"
+            except Exception as exc:  # noqa: BLE001 - a provider that cannot be built is skipped, loudly
+                reason = str(exc) or type(exc).__name__
+        with self._lock:
+            if built is None:
+                self._unbuildable[name] = reason
+                logger.error("market data provider %s cannot run: %s", name, reason, extra={"provider": name})
+                return None
+            return self._providers.setdefault(name, built)
+
+    def links(self, kind: str, method: str | None = None) -> list[Link]:
+        method = method or METHODS[kind]
+        return [(n, p) for n in self._order[kind] if (p := self.provider(n)) is not None and callable(getattr(p, method, None))]
+
+    # -- calls ------------------------------------------------------------------------------
+    def call(self, kind: str, what: str, call: Callable[[Any], T]) -> T:
+        """The first provider's answer (``fallback_from`` stamped); NotFound as is; else the one summary error."""
+        return self._first(kind, what, lambda link: call(self._invoked(link[1])))
+
+    def call_many(self, kind: str, subjects: Sequence[str], one: Callable[[Any, str], T], batch_method: str,
+                  batch: Callable[[Any, list[str]], Mapping[str, T | ApiError]]) -> dict[str, T | ApiError]:
+        """Every subject's answer or error. A provider offering ``batch_method`` is asked once for all subjects
+        still open when the chain reaches it; the others are asked per subject."""
+        out: dict[str, T | ApiError] = {}
+        asked: dict[str, Mapping[str, T | ApiError] | Exception] = {}
+
+        def via(link: Link, subject: str) -> T:
+            name, provider = link
+            if not callable(getattr(provider, batch_method, None)):
+                return one(self._invoked(provider), subject)
+            if name not in asked:
+                open_ = [s for s in subjects if s not in out and not _answered(asked.values(), s)]
+                try:
+                    asked[name] = batch(self._invoked(provider), open_)
+                except Exception as exc:  # noqa: BLE001 - settled per subject below, like any provider failure
+                    asked[name] = exc
+            got = asked[name]
+            if isinstance(got, Exception):
+                raise got
+            item = got.get(subject)
+            if item is None:  # the batch left it out: ask for it alone
+                return one(self._invoked(provider), subject)
+            if isinstance(item, ApiError):
+                raise item
+            return item
+
+        for subject in subjects:
+            try:
+                out[subject] = self._first(kind, f"{kind} {subject}", lambda link, s=subject: via(link, s))
+            except ApiError as exc:
+                out[subject] = exc
+        return out
+
+    def _first(self, kind: str, what: str, call: Callable[[Link], T]) -> T:
+        """The one fallback routine (see the module docstring)."""
+        links = [(name, (name, provider)) for name, provider in self.links(kind)]
+        try:
+            result = first_success(links, call, self.breakers, on_outcome=self._count)
+        except ChainExhausted as exc:
+            # Providers that could not even be built are part of the story (all misconfigured -> 503).
+            unbuilt = [Attempt(n, MISCONFIGURED, self._unbuildable[n]) for n in self._order[kind] if n in self._unbuildable]
+            raise _exhausted(unbuilt + exc.attempts, what, unavailable=MarketDataUnavailable,
+                             extra={"data_type": kind}) from None
+        return _stamp_fallback(result.value, result.failed)
+
+    def _invoked(self, provider: Any) -> Any:
+        with self._lock:
+            self._calls += 1
+        return provider
+
+    def _count(self, name: str, outcome: str) -> None:
+        with self._lock:
+            self._upstream[name][outcome] += 1
+
+    # -- health and stats -------------------------------------------------------------------
+    def upstream_calls(self) -> int:
+        """Provider calls made so far (a batch call counts once; open breakers refuse without a call)."""
+        with self._lock:
+            return self._calls
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while every data type has a usable provider (built, breaker neither open nor disabled).
+
+        A provider that cannot run as configured, or whose upstream rejected our configuration (bad key,
+        missing plan), shows ``misconfigured: true`` and is listed in ``misconfigured``."""
+        providers: dict[str, Any] = {}
+        for name in self.names():
+            provider = self.provider(name)  # building is cheap: SDKs load on first call
+            if provider is None:
+                providers[name] = {"state": "misconfigured", "misconfigured": True, "reason": self._unbuildable.get(name)}
+                continue
+            providers[name] = self.breakers[name].snapshot()
+            if callable(getattr(provider, "used_today", None)):
+                try:
+                    providers[name]["quota_used_today"] = provider.used_today()
+                except Exception:  # noqa: BLE001 - informational only
+                    pass
+        degraded = [kind for kind in METHODS
+                    if not any(providers.get(n, {}).get("state") not in (OPEN, "disabled", "misconfigured") for n in self._order[kind])]
+        healthy = not degraded
+        return healthy, {
+            "component": "market_data",
+            "status": "healthy" if healthy else "degraded",
+            "providers": providers,
+            "misconfigured": sorted(n for n, p in providers.items() if p.get("misconfigured")),
+            "order": {k: list(v) for k, v in self._order.items()},
+            "unavailable_data_types": degraded,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            upstream = {p: dict(v) for p, v in self._upstream.items()}
+        return {"upstream": upstream,
+                "breakers": {n: self.breakers[n].snapshot()["state"] for n in self.names() if n not in self._unbuildable}}
+
+
+def _answered(batches: Any, subject: str) -> bool:
+    return any(isinstance(b, Mapping) and b.get(subject) is not None and not isinstance(b.get(subject), ApiError)
+               for b in batches)
+
+
+def _stamp_fallback(result: T, failed: list[str]) -> T:
+    prov = getattr(result, "provenance", None)
+    if failed and prov is not None:
+        return result.model_copy(update={"provenance": prov.model_copy(update={"fallback_from": list(failed)})})  # type: ignore[attr-defined,no-any-return]
+    return result

@@ -1,0 +1,202 @@
+"""The Yahoo adapter with the real yfinance code, only HTTP faked (tests/upstream.py): every outcome lands in its class.
+
+yfinance hides HTTP failures (empty frames, near-empty info dicts, ``[]``); these tests drive its real parsing and
+error hiding through Yahoo-shaped answers and check the adapter undoes it: only a 404 carrying Yahoo's "Not Found"
+is an unknown symbol.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import MarketDataUnavailable, NotFound, UpstreamRateLimited, UpstreamUnsupported
+from shared.market.providers.yahoo import YahooProvider
+from tests.upstream import (
+    EMPTY_BODY,
+    INTERNAL_ERROR_JSON,
+    INVALID_CRUMB,
+    MALFORMED_JSON,
+    SERVER_ERROR,
+    TOO_MANY_REQUESTS,
+    TOO_MANY_REQUESTS_RETRY_AFTER,
+    FakeYahoo,
+    Reply,
+    connection_reset,
+    timeout,
+    upstream,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning",
+                                        "ignore:.*inplace.*:Warning")
+
+CALLS = {
+    "quote": lambda p: p.get_quote("AAPL"),
+    "history": lambda p: p.get_history("AAPL", period="1mo"),
+    "fundamentals": lambda p: p.get_fundamentals("AAPL"),
+    "news": lambda p: p.get_news("AAPL", 3),
+    "search": lambda p: p.search_symbols("apple", 3),
+    "batch": lambda p: _raise_first(p.get_quotes_batch(["AAPL"])),
+}
+FAULTS = {
+    "5xx html": (lambda: SERVER_ERROR, MarketDataUnavailable),
+    "500 json": (lambda: INTERNAL_ERROR_JSON, MarketDataUnavailable),
+    "timeout": (timeout, MarketDataUnavailable),
+    "connection reset": (connection_reset, MarketDataUnavailable),
+    "401 invalid crumb": (lambda: INVALID_CRUMB, MarketDataUnavailable),
+    "429": (lambda: TOO_MANY_REQUESTS, UpstreamRateLimited),
+    "429 retry-after": (lambda: TOO_MANY_REQUESTS_RETRY_AFTER, UpstreamRateLimited),
+    "empty body": (lambda: EMPTY_BODY, MarketDataUnavailable),
+    "malformed json": (lambda: MALFORMED_JSON, MarketDataUnavailable),
+}
+
+
+def _raise_first(batch):
+    item = batch["AAPL"]
+    if isinstance(item, Exception):
+        raise item
+    return item
+
+
+@pytest.fixture
+def yahoo():
+    fake = FakeYahoo().healthy()
+    fake.tz("AAPL", "America/New_York")  # the normal case: yfinance cached the zone on an earlier day
+    fake.tz("ZZZZZZ", None)
+    return fake, YahooProvider(session=fake.session())
+
+
+@pytest.mark.parametrize("kind", CALLS)
+def test_healthy_answers_parse_through_the_real_sdk(yahoo, kind):
+    fake, provider = yahoo
+    result = CALLS[kind](provider)
+    assert result
+    assert all(r["timeout"] <= 8.0 for r in fake.requests), fake.requests  # yfinance asks 30 s for some
+
+
+def test_quote_fundamentals_and_history_values(yahoo):
+    _, p = yahoo
+    q = p.get_quote("AAPL")
+    assert (q.price, q.previous_close, q.currency) == (236.85, 242.70, "USD") and q.provenance.source == "yahoo"
+    f = p.get_fundamentals("AAPL")
+    assert f.name == "Apple Inc." and f.exchange == "NasdaqGS" and f.dividend_yield == pytest.approx(0.0044)
+    h = p.get_history("AAPL", period="1mo")
+    assert [b.close for b in h.bars][-2:] == [242.70, 236.85] and h.currency == "USD"
+    assert all(b.ts.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York")).hour == 0 for b in h.bars)
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("kind", CALLS)
+def test_outage_matrix_never_says_unknown_symbol(yahoo, kind, fault):
+    fake, provider = yahoo
+    make, expected = FAULTS[fault]
+    fake.fail_data(make())
+    with pytest.raises(expected) as ei:
+        CALLS[kind](provider)
+    assert not isinstance(ei.value, NotFound)
+    assert ei.value.provider == "yahoo"
+    if fault == "429 retry-after":
+        assert ei.value.retry_after == 30.0
+
+
+def test_fast_info_keyerror_after_5xx_is_unavailable_with_tz_cached(yahoo):
+    """The reported bug: fast_info hides the 5xx and raises KeyError('currentTradingPeriod') -> was NotFound."""
+    fake, p = yahoo
+    fake.on(r"/v8/finance/chart/AAPL$", SERVER_ERROR)
+    with pytest.raises(MarketDataUnavailable):
+        p.get_quote("AAPL")
+
+
+@pytest.mark.parametrize("kind", ["quote", "history", "fundamentals", "batch"])
+def test_only_yahoos_not_found_is_an_unknown_symbol(yahoo, kind):
+    _, p = yahoo
+    call = {"quote": lambda: p.get_quote("ZZZZZZ"), "history": lambda: p.get_history("ZZZZZZ", period="1mo"),
+            "fundamentals": lambda: p.get_fundamentals("ZZZZZZ"),
+            "batch": lambda: _raise_first({"AAPL": p.get_quotes_batch(["ZZZZZZ"])["ZZZZZZ"]})}[kind]
+    with pytest.raises(NotFound):
+        call()
+
+
+@pytest.mark.parametrize("reply, expected", [(SERVER_ERROR, MarketDataUnavailable),
+                                             (Reply(404, upstream("yahoo", "chart_not_found.json")), NotFound)])
+def test_tz_missing_error_is_not_found_only_when_yahoo_says_so(yahoo, reply, expected):
+    """history(start=...) needs the zone; yfinance raises YFTzMissingError whether the zone fetch met a 5xx or a 404."""
+    from datetime import date
+
+    fake, p = yahoo
+    fake.tz("AAPL", None)
+    fake.on(r"/v8/finance/chart/AAPL$", reply)
+    fake.on(r"/v10/finance/quoteSummary/AAPL$", reply)
+    with pytest.raises(expected):
+        p.get_history("AAPL", start=date(2025, 1, 2), end=date(2025, 1, 8))
+
+
+def test_invalid_crumb_on_quote_summary_is_unavailable_even_when_v7_answers(yahoo):
+    """quoteSummary 401 leaves yfinance with a partial info dict: never cached as the company's profile."""
+    fake, p = yahoo
+    fake.on(r"/v10/finance/quoteSummary/AAPL$", INVALID_CRUMB)
+    with pytest.raises(MarketDataUnavailable, match="401"):
+        p.get_fundamentals("AAPL")
+
+
+def test_a_crumb_retry_that_succeeds_is_a_success(yahoo):
+    """yfinance retries a 401 once with a fresh crumb; the second answer is what counts."""
+    fake, p = yahoo
+    answers = iter([INVALID_CRUMB])
+    fake.on(r"/v10/finance/quoteSummary/AAPL$",
+            lambda *_: next(answers, Reply(200, upstream("yahoo", "quote_summary_aapl.json"))))
+    assert p.get_fundamentals("AAPL").name == "Apple Inc."
+
+
+def test_failed_search_is_not_replayed_from_yfinances_cache(yahoo):
+    fake, p = yahoo
+    fake.on(r"/v1/finance/search", SERVER_ERROR)
+    with pytest.raises(MarketDataUnavailable):
+        p.search_symbols("apple", 3)
+    fake.on(r"/v1/finance/search", Reply(200, upstream("yahoo", "search_apple.json")))
+    assert [m.symbol for m in p.search_symbols("apple", 3)][0] == "AAPL"
+
+
+def test_answered_empty_search_and_news_are_valid_answers(yahoo):
+    fake, p = yahoo
+    assert p.search_symbols("qwertyuiop", 3) == []
+    fake.on(r"/xhr/ncp", Reply(200, {"data": {"tickerStream": {"stream": []}}, "status": "OK"}))
+    assert p.get_news("AAPL", 3).items == []
+
+
+def test_batch_reports_each_symbols_class(yahoo):
+    fake, p = yahoo
+    fake.tz("MSFT", "America/New_York")
+    fake.on(r"/v8/finance/chart/MSFT$", TOO_MANY_REQUESTS)
+    got = p.get_quotes_batch(["AAPL", "MSFT", "ZZZZZZ"])
+    assert got["AAPL"].price == 236.85
+    assert isinstance(got["MSFT"], UpstreamRateLimited)  # not "data unavailable"
+    assert isinstance(got["ZZZZZZ"], NotFound)
+
+
+def test_yahoo_declining_a_range_is_unsupported(yahoo):
+    fake, p = yahoo
+    fake.on(r"/v8/finance/chart/AAPL$", Reply(422, upstream("yahoo", "chart_unprocessable_1m.json")))
+    with pytest.raises(UpstreamUnsupported):
+        p.get_history("AAPL", period="5d", interval="1m")
+
+
+def test_one_session_for_ticker_download_and_search(yahoo):
+    from yfinance.data import YfData
+
+    fake, p = yahoo
+    p.get_quote("AAPL")
+    session = YfData()._session
+    p.get_quotes_batch(["AAPL"])
+    p.search_symbols("apple", 3)
+    p.get_news("AAPL", 3)
+    assert YfData()._session is session  # download(session=None) would have replaced it (and its cookies)
+    assert type(session).__name__ == "FakeTransportSession"
+
+
+def test_a_call_stops_at_its_deadline():
+    fake = FakeYahoo().healthy()
+    fake.tz("AAPL", "America/New_York")
+    p = YahooProvider(session=fake.session(deadline_s=0.0))
+    with pytest.raises(MarketDataUnavailable, match="timed out"):
+        p.get_quote("AAPL")
+    assert not fake.data_requests()  # refused locally: nothing went out past the deadline
