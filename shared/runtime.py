@@ -42,7 +42,7 @@ class Core:
     stream_executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=64, thread_name_prefix="stream"))
     backends: dict[str, str] = field(default_factory=dict)
-    last_health: Any = None  # (monotonic time, HealthReport), reused briefly by shared.services.health
+    last_health: Any = None  # (monotonic time, probe results), reused briefly by shared.services.health
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

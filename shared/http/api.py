@@ -34,7 +34,7 @@ log = logging.getLogger("stockagent.http")
 API_PREFIX = "/api"
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces or control characters
-AuthMode = Literal["public", "user", "admin"]
+AuthMode = Literal["public", "optional", "user", "admin"]  # optional: anonymous allowed, credentials checked when sent
 
 
 @dataclass(frozen=True)
@@ -402,7 +402,7 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
         if spec.auth != "public":
             try:
                 ctx.user = await core.authenticate(request)
-                if ctx.user is None:
+                if ctx.user is None and spec.auth != "optional":
                     raise errors.Unauthorized("Missing API key or bearer token")
             except errors.Unauthorized:
                 # Failed sign-ins are limited per client address, so guessing keys is throttled too.
@@ -411,7 +411,7 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
                 if limit_result is not None and not limit_result.allowed:
                     raise errors.RateLimited("Too many failed sign-ins", retry_after=limit_result.retry_after) from None
                 raise
-            user_id_var.set(ctx.user.id)
+            user_id_var.set(ctx.user.id if ctx.user else None)
             if spec.auth == "admin" and not ctx.user.is_admin:
                 raise errors.Forbidden("This operation requires the admin role")
         if spec.rate_group:

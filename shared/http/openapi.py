@@ -80,7 +80,8 @@ def _params(model: type[BaseModel] | None, where: str) -> list[dict[str, Any]]:
 def _security(spec: RouteSpec) -> list[dict[str, list[str]]] | None:
     if spec.auth == "public":
         return []
-    return [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+    schemes: list[dict[str, list[str]]] = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+    return [{}, *schemes] if spec.auth == "optional" else schemes
 
 
 def build_openapi(registry: Registry, *, title: str, version: str, settings: Any = None) -> dict[str, Any]:
@@ -148,7 +149,7 @@ def _build(registry: Registry, *, title: str, version: str) -> dict[str, Any]:
                     responses[str(spec.status)]["headers"] = {"Location": {"schema": {"type": "string"}}}
             codes = set(spec.errors) | {400, 413, 422, 500}
             if spec.auth != "public":
-                codes |= {401, 403}
+                codes |= {401} if spec.auth == "optional" else {401, 403}
             if spec.rate_group:
                 codes.add(429)
             if path_names:

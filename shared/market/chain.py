@@ -81,6 +81,14 @@ class ProviderChain:
                 return None
             return self._providers.setdefault(name, built)
 
+    def check(self) -> dict[str, str]:
+        """Build every configured provider; those that cannot run, with the reason (each logged once, as an error)."""
+        for name in self.names():
+            self.provider(name)
+        logger.info("market data providers: %s", "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in self._order.items()))
+        with self._lock:
+            return dict(self._unbuildable)
+
     def links(self, kind: str, method: str | None = None) -> list[Link]:
         method = method or METHODS[kind]
         return [(n, p) for n in self._order[kind] if (p := self.provider(n)) is not None and callable(getattr(p, method, None))]
@@ -155,7 +163,8 @@ class ProviderChain:
         """Healthy while every data type has a usable provider (built, breaker neither open nor disabled).
 
         A provider that cannot run as configured, or whose upstream rejected our configuration (bad key,
-        missing plan), shows ``misconfigured: true`` and is listed in ``misconfigured``."""
+        missing plan), shows ``misconfigured: true``, is listed in ``misconfigured`` and makes the status
+        ``degraded`` even while others answer for it."""
         providers: dict[str, Any] = {}
         for name in self.names():
             provider = self.provider(name)  # building is cheap: SDKs load on first call
@@ -170,12 +179,13 @@ class ProviderChain:
                     pass
         degraded = [kind for kind in METHODS
                     if not any(providers.get(n, {}).get("state") not in (OPEN, "disabled", "misconfigured") for n in self._order[kind])]
+        misconfigured = sorted(n for n, p in providers.items() if p.get("misconfigured"))
         healthy = not degraded
         return healthy, {
             "component": "market_data",
-            "status": "healthy" if healthy else "degraded",
+            "status": "healthy" if healthy and not misconfigured else "degraded",
             "providers": providers,
-            "misconfigured": sorted(n for n, p in providers.items() if p.get("misconfigured")),
+            "misconfigured": misconfigured,
             "order": {k: list(v) for k, v in self._order.items()},
             "unavailable_data_types": degraded,
         }

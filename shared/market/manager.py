@@ -219,6 +219,11 @@ class DataManager:
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         }
 
+    def check_providers(self) -> dict[str, str]:
+        """Build every configured provider now (cheap: SDKs load on first call), so one that cannot run as
+        configured is logged at start-up rather than at its first request; returns those, with the reason."""
+        return self.chain.check()
+
     def health_check(self) -> tuple[bool, dict[str, Any]]:
         """Healthy while every data type has a usable provider; misconfigured providers are named."""
         return self.chain.health()
@@ -291,8 +296,10 @@ class DataManager:
             return None
         first, last = date_range(a.period, self._clock().astimezone(NEW_YORK).date(), a.start, a.end)
         try:
-            bars = sorted((b if isinstance(b, Bar) else Bar.model_validate(b)
-                           for b in self._sink.load_bars(a.symbol, a.interval, first, last) or []), key=lambda b: b.ts)
+            saved = [b if isinstance(b, Bar) else Bar.model_validate(b) for b in self._sink.load_bars(a.symbol, a.interval, first, last) or []]
+            # One bar per stamp; a daily bar saved before stamps moved to the exchange's midnight shares its UTC day.
+            by_slot = {(b.ts.date() if a.interval == "1d" else b.ts): b for b in sorted(saved, key=lambda b: b.ts)}
+            bars = list(by_slot.values())
         except Exception:  # noqa: BLE001 - best effort
             logger.warning("snapshot sink load_bars failed", extra={"symbol": a.symbol}, exc_info=True)
             return None

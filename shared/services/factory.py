@@ -247,6 +247,7 @@ class ServiceFactory:
         SDK in the background so the first chat does not wait for `import openai` (~1 s)."""
         if self.settings.models.provider != "offline":
             self.executor.submit(self._warm_models)
+        self.market.check_providers()  # a market provider that cannot run as configured is named in the start-up log
         if self.settings.is_local:
             self.migrations.run(wait_s=30)  # workers starting together: the second waits for the first
             self.auth.seed_local_admin()

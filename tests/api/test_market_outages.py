@@ -1,0 +1,163 @@
+"""Market data through HTTP while upstreams fail, with the real yfinance and Alpha Vantage adapter code (only their
+HTTP faked): a Yahoo outage is served by the next provider or from stale cache, never a 404 and never a cached
+negative; a bad Alpha Vantage key is "misconfigured" in health, never "unknown symbol"."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from shared.market.providers.alpha_vantage import AlphaVantageProvider
+from shared.market.providers.yahoo import YahooProvider
+from tests.integration.faults.fault_support import ADMIN, assert_problem, make_settings, serve
+from tests.upstream import (
+    SERVER_ERROR,
+    TOO_MANY_REQUESTS,
+    FakeAlphaVantage,
+    FakeYahoo,
+    Reply,
+    timeout,
+    upstream,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:.*inplace.*:Warning")
+
+KINDS = ("quote", "history", "fundamentals", "news", "search")
+AV_KEY = "AVTESTKEY0123456789"
+AAPL_GLOBAL_QUOTE = {"Global Quote": {**upstream("alpha_vantage", "global_quote_ibm.json")["Global Quote"], "01. symbol": "AAPL"}}
+
+
+def settings_for(tmp_path, *providers: str, **market):
+    return make_settings(tmp_path, market={"providers": {k: list(providers) for k in KINDS},
+                                           "alpha_vantage": {"api_key": AV_KEY}, **market})
+
+
+@pytest.fixture
+def yahoo():
+    fake = FakeYahoo().healthy()
+    for symbol in ("AAPL", "MSFT"):
+        fake.tz(symbol, "America/New_York")  # the normal case: yfinance cached the zones on an earlier day
+    return fake
+
+
+def providers(settings, yahoo=None, av=None):
+    """The real adapters over the faked HTTP (the offline provider is built from settings as usual)."""
+    from shared.cache import CacheBackend
+
+    cache = CacheBackend.from_config(settings)
+    built = {}
+    if yahoo is not None:
+        built["yahoo"] = YahooProvider(session=yahoo.session())
+    if av is not None:
+        built["alpha_vantage"] = AlphaVantageProvider(api_key=AV_KEY, cache=cache, transport=av.transport)
+    return {"cache": cache, "market_providers": built}
+
+
+def cached_quote(client, symbol):
+    core = client.core
+    return core.cache.get_json(core.cache.key("market", "quote", symbol))
+
+
+@pytest.mark.parametrize("outage", [lambda: SERVER_ERROR, timeout], ids=["5xx", "timeout"])
+def test_yahoo_outage_quote_is_served_by_the_next_provider(tmp_path, yahoo, outage):
+    yahoo.fail_data(outage())
+    av = FakeAlphaVantage({"GLOBAL_QUOTE": Reply(200, AAPL_GLOBAL_QUOTE)})
+    settings = settings_for(tmp_path, "yahoo", "alpha_vantage", "offline")
+    with serve(settings, **providers(settings, yahoo, av)) as client:
+        r = client.get("/api/v1/market/AAPL/quote", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["provenance"]["source"] == "alpha_vantage" and body["provenance"]["fallback_from"] == ["yahoo"]
+        assert body["price"] == 221.82 and body["currency"] == "USD"
+        assert "not_found" not in cached_quote(client, "AAPL")
+        assert yahoo.data_requests(), "Yahoo was really asked"
+
+        av.routes["GLOBAL_QUOTE"] = "information_daily_limit.json"  # Alpha Vantage throttled too: offline answers
+        r = client.get("/api/v1/market/MSFT/quote", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        assert r.json()["provenance"]["source"] == "offline"
+        assert r.json()["provenance"]["fallback_from"] == ["yahoo", "alpha_vantage"]
+
+
+def test_yahoo_outage_serves_the_cached_quote_flagged_stale_with_the_reason(tmp_path, yahoo):
+    av = FakeAlphaVantage({"GLOBAL_QUOTE": "information_daily_limit.json"})
+    settings = settings_for(tmp_path, "yahoo", "alpha_vantage")
+    with serve(settings, **providers(settings, yahoo, av)) as client:
+        fresh = client.get("/api/v1/market/AAPL/quote", headers=ADMIN)
+        assert fresh.status_code == 200 and fresh.json()["provenance"]["source"] == "yahoo", fresh.text
+        # A day later: past its freshness and revalidation window, still kept for outages.
+        env = cached_quote(client, "AAPL")
+        env.update({k: env[k] - 86400 for k in ("fetched_at", "fresh_until", "swr_until")})
+        client.core.cache.set_json(client.core.cache.key("market", "quote", "AAPL"), env, ttl=3600)
+        yahoo.fail_data(SERVER_ERROR)
+        r = client.get("/api/v1/market/AAPL/quote", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        prov = r.json()["provenance"]
+        assert prov["stale"] is True and prov["source"] == "yahoo" and r.json()["price"] == fresh.json()["price"]
+        assert "yahoo (unavailable)" in prov["stale_reason"] and "alpha_vantage (rate_limited)" in prov["stale_reason"]
+        assert "not_found" not in cached_quote(client, "AAPL")
+
+
+def test_yahoo_outage_without_cache_is_502_naming_the_provider_never_404(tmp_path, yahoo):
+    yahoo.fail_data(SERVER_ERROR)
+    settings = settings_for(tmp_path, "yahoo", breaker_failure_threshold=10)  # every request reaches Yahoo
+    with serve(settings, **providers(settings, yahoo)) as client:
+        for symbol in ("AAPL", "ZZZZZZ"):
+            body = assert_problem(client.get(f"/api/v1/market/{symbol}/quote", headers=ADMIN), 502, "market-data-unavailable")
+            assert body["provider"] == "yahoo" and body["outcome"] == "unavailable"
+            assert cached_quote(client, symbol) is None  # nothing negative cached
+        # The symbol lookup does not call a symbol unknown because search failed either.
+        assert_problem(client.get("/api/v1/symbols/VOD.L", headers=ADMIN), 502)
+        yahoo.healthy()
+        assert client.get("/api/v1/market/AAPL/quote", headers=ADMIN).json()["provenance"]["source"] == "yahoo"
+        assert_problem(client.get("/api/v1/market/ZZZZZZ/quote", headers=ADMIN), 404, "not-found")  # Yahoo says so
+
+
+def test_batch_quotes_report_a_per_symbol_rate_limit_as_such(tmp_path, yahoo):
+    yahoo.on(r"/v8/finance/chart/MSFT$", TOO_MANY_REQUESTS)
+    settings = settings_for(tmp_path, "yahoo")
+    with serve(settings, **providers(settings, yahoo)) as client:
+        r = client.get("/api/v1/market/quotes?symbols=AAPL,MSFT", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        aapl, msft = r.json()["items"]
+        assert aapl["provenance"]["source"] == "yahoo"
+        assert msft["status"] == 502 and msft["type"] == "/problems/upstream-rate-limited", msft
+
+
+def test_bad_alpha_vantage_key_is_misconfigured_never_unknown_symbol(tmp_path):
+    av = FakeAlphaVantage(default="error_invalid_apikey.json")
+    settings = settings_for(tmp_path, "alpha_vantage")
+    with serve(settings, **providers(settings, av=av)) as client:
+        for symbol in ("AAPL", "ZZZZZZ", "IBM"):
+            body = assert_problem(client.get(f"/api/v1/market/{symbol}/quote", headers=ADMIN), 503, "upstream-misconfigured")
+            assert body["provider"] == "alpha_vantage", body
+            assert AV_KEY not in str(body)
+        assert len(av.requests) == 1  # disabled after the first rejection, not asked again per symbol
+
+        public = client.get("/api/health").json()["components"]["market_data"]
+        assert "providers" not in (public.get("details") or {})
+        detail = client.get("/api/health", headers=ADMIN).json()["components"]["market_data"]
+        assert detail["status"] != "healthy"
+        assert detail["details"]["misconfigured"] == ["alpha_vantage"]
+        av_state = detail["details"]["providers"]["alpha_vantage"]
+        assert av_state["misconfigured"] is True and "API key" in av_state["last_error"] and AV_KEY not in str(detail)
+
+
+def test_bad_alpha_vantage_key_falls_back_to_the_next_provider(tmp_path):
+    av = FakeAlphaVantage(default="error_invalid_apikey.json")
+    settings = settings_for(tmp_path, "alpha_vantage", "offline")
+    with serve(settings, **providers(settings, av=av)) as client:
+        r = client.get("/api/v1/market/AAPL/quote", headers=ADMIN)
+        assert r.status_code == 200 and r.json()["provenance"]["fallback_from"] == ["alpha_vantage"], r.text
+
+
+def test_provider_that_cannot_run_is_named_in_the_start_up_log_and_health(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    settings = make_settings(tmp_path, market={"providers": {k: ["alpha_vantage", "offline"] for k in KINDS}})
+    with serve(settings) as client:
+        started = [r for r in caplog.records if r.levelno == logging.ERROR and "alpha_vantage" in r.getMessage()]
+        assert started and "ALPHA_VANTAGE_API_KEY" in started[0].getMessage()
+        detail = client.get("/api/health", headers=ADMIN).json()["components"]["market_data"]["details"]
+        assert detail["misconfigured"] == ["alpha_vantage"] and "ALPHA_VANTAGE_API_KEY" in detail["providers"]["alpha_vantage"]["reason"]
+        assert client.get("/api/v1/market/AAPL/quote", headers=ADMIN).json()["provenance"]["source"] == "offline"
