@@ -15,7 +15,6 @@ import json
 import re
 import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path

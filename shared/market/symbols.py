@@ -11,9 +11,9 @@ from typing import Any
 
 from shared.errors import ValidationFailed
 
+# Symbols as sent (any case); canonical symbols are upper-cased. The HTTP schemas use this pattern too.
+SYMBOL_PATTERN = r"^[A-Za-z0-9.\-^=]{1,15}$"
 _SYMBOL_RE = re.compile(r"^[A-Z0-9.\-^=]{1,15}$")
-
-
 SYMBOL_RULE = "Symbol must be 1-15 characters of A-Z, 0-9, '.', '-', '^' or '='"
 
 

@@ -12,9 +12,9 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.http.schemas import StrictModel
+from shared.market.symbols import SYMBOL_PATTERN
 
 # Symbols and currencies are accepted in any case and stored upper-cased; the patterns say so.
-SYMBOL_PATTERN = r"^[A-Za-z0-9.\-^=]{1,15}$"
 CURRENCY_PATTERN = r"^[A-Za-z]{3}$"
 # "Contains a character that is not ASCII white space": spelled out because regex engines
 # (Python, Rust, ECMAScript) disagree on which Unicode characters `\s` covers.

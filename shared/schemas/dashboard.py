@@ -7,8 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.market.models import Provenance
-from shared.schemas.portfolios import QuoteFailure
+from shared.market.models import Provenance, QuoteError
 from shared.schemas.workspaces import WorkspacePublic
 
 SectionStatus = Literal["ok", "degraded", "unavailable"]
@@ -21,7 +20,7 @@ class DashboardQuote(BaseModel):
     change: float | None = None
     change_percent: float | None = None
     provenance: Provenance | None = None
-    error: QuoteFailure | None = None
+    error: QuoteError | None = None
 
 
 class DashboardWatchlist(BaseModel):

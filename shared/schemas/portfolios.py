@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from shared.http.schemas import Page, StrictModel
-from shared.market.models import Provenance
+from shared.market.models import Provenance, QuoteError
 from shared.schemas.common import Currency, Description, Name, PatchModel, ResourcePublic, Symbol
 
 
@@ -64,22 +64,6 @@ class PositionPublic(ResourcePublic):
 PositionPage = Page[PositionPublic]
 
 
-class QuoteFailure(BaseModel):
-    """Why a position has no price: the problem the market-data layer reported for its symbol."""
-
-    status: int
-    type: str
-    title: str
-    detail: str | None = None
-
-    @classmethod
-    def of(cls, err: Any) -> "QuoteFailure":
-        """From an ApiError or a market QuoteError (both carry status, type slug, title, detail)."""
-        slug = str(err.type)
-        return cls(status=err.status, type=slug if slug.startswith("/") else f"/problems/{slug}",
-                   title=err.title, detail=err.detail)
-
-
 class PositionValuation(BaseModel):
     position_id: str
     symbol: str
@@ -95,7 +79,7 @@ class PositionValuation(BaseModel):
     included_in_totals: bool = False
     note: str | None = None
     provenance: Provenance | None = None
-    error: QuoteFailure | None = None
+    error: QuoteError | None = None
 
 
 class PortfolioValuation(BaseModel):

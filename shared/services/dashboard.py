@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any, Callable, TypeVar
 
 from shared.errors import ApiError, DatabaseUnavailable, ServiceUnavailable, UpstreamError
-from shared.market.models import Quote
+from shared.market.models import Quote, QuoteError
 from shared.schemas.dashboard import (
     CurrencyTotal, DashboardPortfolio, DashboardPublic, DashboardQuote, DashboardWatchlist, PortfoliosSection,
     WatchlistsSection, WorkspacesSection,
 )
-from shared.schemas.portfolios import QuoteFailure
 from shared.services.base import BaseService
 from shared.services.market_access import fetch_quotes
 from shared.services.protocols import PortfolioProvider, QuoteProvider, WatchlistProvider, WorkspaceProvider
@@ -95,19 +94,19 @@ class DashboardService(BaseService):
                 if isinstance(q, Quote):
                     rows.append(DashboardQuote(symbol=sym, price=q.price, currency=q.currency, change=q.change,
                                                change_percent=q.change_percent, provenance=q.provenance))
-                elif isinstance(q, QuoteFailure):
+                elif isinstance(q, QuoteError):
                     rows.append(DashboardQuote(symbol=sym, error=q))
                 else:  # beyond MAX_SYMBOLS: listed without a quote
                     rows.append(DashboardQuote(symbol=sym))
             items.append(DashboardWatchlist(id=w.id, name=w.name, symbols=w.symbols, quotes=rows))
-        failed = sum(isinstance(q, QuoteFailure) for q in quotes.values())
+        failed = sum(isinstance(q, QuoteError) for q in quotes.values())
         status = "ok"
         if error is not None or failed:
             status = "degraded"
             error = error or f"{failed} of {len(quotes)} quotes unavailable"
         return WatchlistsSection(status=status, error=error, items=items, has_more=page.next_cursor is not None)
 
-    def _quote_map(self, symbols: list[str]) -> tuple[dict[str, Quote | QuoteFailure], str | None]:
+    def _quote_map(self, symbols: list[str]) -> tuple[dict[str, Quote | QuoteError], str | None]:
         quotes, batch_failed = fetch_quotes(self._quotes, symbols)
         return quotes, "market data unavailable" if batch_failed else None
 

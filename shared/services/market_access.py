@@ -11,36 +11,34 @@ import logging
 from typing import Any, Callable, Sequence
 
 from shared.errors import ApiError, MarketDataUnavailable
-from shared.market.models import Quote
-from shared.schemas.portfolios import QuoteFailure
+from shared.market.models import Quote, QuoteError
 
 log = logging.getLogger(__name__)
 QUOTE_BATCH = 50  # the DataManager's batch limit
-NO_PROVIDER = QuoteFailure(status=503, type="/problems/market-data-unavailable", title="Market data unavailable",
-                           detail="No market data provider is configured")
+NO_PROVIDER = {"status": 503, "type": "/problems/market-data-unavailable", "title": "Market data unavailable",
+               "detail": "No market data provider is configured"}
 
 
-def fetch_quotes(quotes: Any, symbols: Sequence[str]) -> tuple[dict[str, Quote | QuoteFailure], bool]:
-    """Quote per symbol, fetched in batches; a symbol that failed maps to its QuoteFailure (never a
+def fetch_quotes(quotes: Any, symbols: Sequence[str]) -> tuple[dict[str, Quote | QuoteError], bool]:
+    """Quote per symbol, fetched in batches; a symbol that failed maps to its QuoteError (never a
     made-up price). The flag is True when a whole batch failed (or there is no provider at all)."""
     if not symbols:
         return {}, False
     if quotes is None:
-        return {s: NO_PROVIDER for s in symbols}, True
-    out: dict[str, Quote | QuoteFailure] = {}
+        return {s: QuoteError(symbol=s, **NO_PROVIDER) for s in symbols}, True
+    out: dict[str, Quote | QuoteError] = {}
     batch_failed = False
     for start in range(0, len(symbols), QUOTE_BATCH):
         chunk = list(symbols[start:start + QUOTE_BATCH])
         try:
             results = quotes.get_quotes(chunk)
         except ApiError as exc:  # the whole batch failed: each of its symbols reports the error
-            failure = QuoteFailure.of(exc)
-            out.update({s: failure for s in chunk})
+            out.update({s: QuoteError.of(s, exc) for s in chunk})
             batch_failed = True
             continue
         for item in results:
             key = str(item.symbol).upper()
-            out[key] = item if isinstance(item, Quote) else QuoteFailure.of(item)
+            out[key] = item if isinstance(item, Quote) else QuoteError.of(key, item)
     return out, batch_failed
 
 

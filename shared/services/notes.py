@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.data.repositories import normalize_symbol
+from shared.market.symbols import normalize_symbol
 from shared.schemas.notes import (
     IdeaCreate, IdeaPage, IdeaPublic, IdeaUpdate, NoteCreate, NotePage, NotePublic, NoteUpdate,
 )

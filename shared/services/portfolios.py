@@ -6,10 +6,10 @@ from typing import Any
 
 from shared.data.repository import check_version
 from shared.errors import NotFound, ValidationFailed
-from shared.market.models import Quote
+from shared.market.models import Quote, QuoteError
 from shared.schemas.portfolios import (
     PortfolioCreate, PortfolioPage, PortfolioPublic, PortfolioUpdate, PortfolioValuation, PositionCreate,
-    PositionPage, PositionPublic, PositionUpdate, PositionValuation, QuoteFailure,
+    PositionPage, PositionPublic, PositionUpdate, PositionValuation,
 )
 from shared.services._owned import iterate_all, patch
 from shared.services.base import BaseService
@@ -133,7 +133,7 @@ class PortfolioService(BaseService):
         ))
 
     def _valuation(self, portfolio: dict[str, Any], positions: list[dict[str, Any]],
-                   quotes: dict[str, Quote | QuoteFailure]) -> PortfolioValuation:
+                   quotes: dict[str, Quote | QuoteError]) -> PortfolioValuation:
         currency = portfolio.get("currency") or "USD"
         rows: list[PositionValuation] = []
         totals = {"market_value": 0.0, "cost_value": 0.0, "unrealized_pl": 0.0, "day_change": 0.0}
@@ -169,19 +169,19 @@ class PortfolioService(BaseService):
             priced_positions=priced, failed_positions=failed, positions=rows,
         )
 
-    def _fetch_quotes(self, symbols: list[str]) -> dict[str, Quote | QuoteFailure]:
+    def _fetch_quotes(self, symbols: list[str]) -> dict[str, Quote | QuoteError]:
         return fetch_quotes(self._quotes, symbols)[0]
 
     @staticmethod
-    def _value_position(pos: dict[str, Any], quote: Quote | QuoteFailure | None, currency: str) -> PositionValuation:
+    def _value_position(pos: dict[str, Any], quote: Quote | QuoteError | None, currency: str) -> PositionValuation:
         qty = float(pos["quantity"])
         cost_basis = pos.get("cost_basis")
         base = {"position_id": pos["id"], "symbol": pos["symbol"], "quantity": qty, "cost_basis": cost_basis,
                 "currency": pos.get("currency") or currency}
         if quote is None:
-            quote = QuoteFailure(status=502, type="/problems/market-data-unavailable", title="Market data unavailable",
-                                 detail=f"No quote returned for {pos['symbol']}")
-        if isinstance(quote, QuoteFailure):
+            quote = QuoteError(symbol=pos["symbol"], status=502, type="/problems/market-data-unavailable",
+                               title="Market data unavailable", detail=f"No quote returned for {pos['symbol']}")
+        if isinstance(quote, QuoteError):
             return PositionValuation(**base, error=quote)
         market_value = qty * quote.price
         cost_value = qty * float(cost_basis) if cost_basis is not None and base["currency"] == quote.currency else None

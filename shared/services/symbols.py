@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from shared.data.repositories import normalize_symbol
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import NotFound
+from shared.market.symbols import normalize_symbol
 from shared.schemas.symbols import SymbolPage, SymbolPublic
 from shared.services.base import BaseService
 from shared.services.protocols import SymbolSearchProvider
-
-_SYMBOL_RE = re.compile(r"^[A-Z0-9.\-^=]{1,15}$")
-
-
-def canonical_symbol(raw: str) -> str:
-    """Upper-cased, trimmed symbol; ValidationFailed (422) unless it matches `^[A-Z0-9.\\-^=]{1,15}$`."""
-    sym = normalize_symbol(raw)
-    if not _SYMBOL_RE.fullmatch(sym):
-        raise ValidationFailed("Invalid symbol", errors={"symbol": ["1-15 characters of A-Z, 0-9, '.', '-', '^' or '='"]})
-    return sym
-
 
 class SymbolsService(BaseService):
     SYMBOL_CACHE_TTL = 3600
@@ -50,7 +38,7 @@ class SymbolsService(BaseService):
 
         ValidationFailed for a malformed symbol; an upstream failure propagates (502), it is not "unknown".
         """
-        sym = canonical_symbol(symbol)
+        sym = normalize_symbol(symbol)
         cache_key = self.cache.key("catalogue", sym) if hasattr(self.cache, "key") else f"catalogue:{sym}"
         if self.cache is not None:
             cached = self._cache_get(cache_key)
@@ -74,7 +62,8 @@ class SymbolsService(BaseService):
     def get_symbol(self, symbol: str) -> SymbolPublic:
         found = self.find_symbol(symbol)
         if found is None:
-            raise NotFound(f"Unknown symbol {canonical_symbol(symbol)}", extra={"symbol": canonical_symbol(symbol)})
+            sym = normalize_symbol(symbol)
+            raise NotFound(f"Unknown symbol {sym}", extra={"symbol": sym})
         return found
 
     def _cache_get(self, key: str) -> Any:

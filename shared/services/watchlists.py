@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from shared.data.repositories import normalize_symbol
 from shared.errors import NotFound, ValidationFailed
+from shared.market.symbols import normalize_symbol
 from shared.schemas.common import MAX_SYMBOLS
 from shared.schemas.watchlists import WatchlistCreate, WatchlistPage, WatchlistPublic, WatchlistUpdate
 from shared.services._owned import patch
 from shared.services.base import BaseService
 from shared.services.protocols import SymbolProvider, WorkspaceProvider
-from shared.services.symbols import canonical_symbol
 
 
 class WatchlistService(BaseService):
@@ -79,7 +78,7 @@ class WatchlistService(BaseService):
         out: list[str] = []
         unknown: list[str] = []
         for raw in symbols:
-            sym = canonical_symbol(raw)
+            sym = normalize_symbol(raw)
             if sym in out:
                 continue
             if self._symbols.find_symbol(sym) is None:

@@ -14,7 +14,7 @@ import pytest
 
 from shared.market.providers.yahoo import YahooProvider
 from tests.integration.faults.fault_support import ADMIN, assert_problem, make_settings, serve, timed
-from tests.upstream import EMPTY_BODY, TOO_MANY_REQUESTS, FakeYahoo, Reply, connection_reset, upstream
+from tests.upstream import EMPTY_BODY, TOO_MANY_REQUESTS, FakeYahoo, Reply, connection_reset
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore:.*inplace.*:Warning")]
 

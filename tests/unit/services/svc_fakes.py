@@ -49,7 +49,7 @@ class FakeQuotes:
         out: list[Quote | QuoteError] = []
         for s in symbols:
             if s in self.failing or s not in self.prices:
-                out.append(QuoteError(symbol=s, status=502, type="market-data-unavailable",
+                out.append(QuoteError(symbol=s, status=502, type="/problems/market-data-unavailable",
                                       title="Market data unavailable", detail=f"no quote for {s}"))
             else:
                 out.append(quote(s, self.prices[s], currency=self.currencies.get(s, "USD")))
