@@ -200,3 +200,49 @@ def test_a_call_stops_at_its_deadline():
     with pytest.raises(MarketDataUnavailable, match="timed out"):
         p.get_quote("AAPL")
     assert not fake.data_requests()  # refused locally: nothing went out past the deadline
+
+
+# -- the same faults through the DataManager: fallback taken, breaker state, what is cached -----------------------
+def _manager(fake):
+    from datetime import datetime, timezone
+
+    from shared.market.manager import DataManager
+    from shared.market.providers.offline import OfflineProvider
+    from tests.unit.market.market_fakes import FakeCache, FakeClock, FakeSingleFlight, SyncExecutor, make_settings
+
+    clock = FakeClock(datetime.now(timezone.utc))
+    cache = FakeCache(clock)
+    settings = make_settings({k: ["yahoo", "offline"] for k in ("quote", "history", "fundamentals", "news", "search")})
+    dm = DataManager(settings, cache, FakeSingleFlight(), clock=clock, executor=SyncExecutor(),
+                     providers={"yahoo": YahooProvider(session=fake.session()), "offline": OfflineProvider(clock=clock)})
+    return dm, cache
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_outage_matrix_through_the_data_manager(yahoo, fault):
+    fake, _ = yahoo
+    make, expected = FAULTS[fault]
+    fake.fail_data(make())
+    dm, cache = _manager(fake)
+    q = dm.get_quote("AAPL")
+    assert q.provenance.source == "offline" and q.provenance.fallback_from == ["yahoo"]
+    cached = cache.get_json(cache.key("market", "quote", "AAPL"))
+    assert cached["v"]["provenance"]["source"] == "offline" and "not_found" not in cached
+    breaker = dm.health_check()[1]["providers"]["yahoo"]
+    outcome = "rate_limited" if expected is UpstreamRateLimited else "unavailable"
+    assert dm.stats()["upstream"]["yahoo"] == {outcome: 1}
+    # A throttle opens the breaker at once (Yahoo is not asked again); an outage after `failure_threshold` calls.
+    assert breaker["state"] == ("open" if outcome == "rate_limited" else "closed") and breaker["consecutive_failures"] == 1
+    for sym in ("MSFT", "NVDA"):
+        assert dm.get_quote(sym).provenance.fallback_from == ["yahoo"]
+    assert dm.health_check()[1]["providers"]["yahoo"]["state"] == "open"
+
+
+def test_yahoo_not_found_ends_the_chain_and_is_not_cached(yahoo):
+    fake, _ = yahoo
+    dm, cache = _manager(fake)
+    with pytest.raises(NotFound):
+        dm.get_quote("ZZZZZZ")
+    assert "offline" not in dm.stats()["upstream"]  # the positive answer is final: no fallback
+    assert dm.health_check()[1]["providers"]["yahoo"]["state"] == "closed"
+    assert cache.get_json(cache.key("market", "quote", "ZZZZZZ")) is None
