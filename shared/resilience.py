@@ -236,7 +236,7 @@ class Attempt:
         if self.error:
             d["error"] = self.error
         if self.retry_after is not None:
-            d["retry_after"] = self.retry_after
+            d["retry_after"] = round(self.retry_after, 3)
         return d
 
 
@@ -338,19 +338,26 @@ def exhausted_error(
 
     All rate limited -> ``UpstreamRateLimited`` (retry-after: the soonest known); all misconfigured ->
     ``UpstreamMisconfigured``; nobody offers it -> ``UpstreamUnsupported``; otherwise ``unavailable``.
-    The provider named is the last one that really failed; ``attempted`` lists every link's outcome.
+    The provider named is the last one whose own outcome is the class answered (for ``unavailable``: the
+    last that was unavailable or behind an open breaker, not a misconfigured one after it), else the last
+    that really failed; ``attempted`` lists every link's outcome.
     """
     real = [a for a in attempts if a.outcome != UNSUPPORTED]
     info = {"attempted": [a.as_dict() for a in attempts], **(extra or {})}
-    provider = real[-1].name if real else (attempts[-1].name if attempts else None)
+
+    def named(*outcomes: str) -> str | None:
+        match = [a for a in real if a.outcome in outcomes] or real or list(attempts)
+        return match[-1].name if match else None
+
     outcomes = {a.outcome for a in real}
     if not real:
-        return UpstreamUnsupported(f"No configured provider offers {what}", provider=provider, extra=info)
+        return UpstreamUnsupported(f"No configured provider offers {what}", provider=named(), extra=info)
     if RATE_LIMITED in outcomes and outcomes <= {RATE_LIMITED, BREAKER_OPEN}:
         waits = [a.retry_after for a in real if a.retry_after]
-        return UpstreamRateLimited(f"Every provider is rate limited for {what}", provider=provider,
+        return UpstreamRateLimited(f"Every provider is rate limited for {what}", provider=named(RATE_LIMITED),
                                    retry_after=min(waits) if waits else None, extra=info)
     if outcomes == {MISCONFIGURED}:
-        return UpstreamMisconfigured(f"Every provider for {what} is misconfigured", provider=provider, extra=info)
+        return UpstreamMisconfigured(f"Every provider for {what} is misconfigured", provider=named(), extra=info)
     names = ", ".join(f"{a.name} ({a.outcome})" for a in real)
-    return unavailable(f"No provider could answer {what}: {names}", provider=provider, extra=info)
+    return unavailable(f"No provider could answer {what}: {names}", provider=named(UNAVAILABLE, BREAKER_OPEN),
+                       extra=info)

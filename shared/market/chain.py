@@ -14,11 +14,9 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from shared.errors import ApiError, MarketDataUnavailable
+from shared.errors import ApiError, MarketDataUnavailable, UpstreamMisconfigured
 from shared.resilience import (
-    MISCONFIGURED,
     OPEN,
-    Attempt,
     BreakerBoard,
     ChainExhausted,
     first_success,
@@ -89,10 +87,6 @@ class ProviderChain:
         with self._lock:
             return dict(self._unbuildable)
 
-    def links(self, kind: str, method: str | None = None) -> list[Link]:
-        method = method or METHODS[kind]
-        return [(n, p) for n in self._order[kind] if (p := self.provider(n)) is not None and callable(getattr(p, method, None))]
-
     # -- calls ------------------------------------------------------------------------------
     def call(self, kind: str, what: str, call: Callable[[Any], T]) -> T:
         """The first provider's answer (``fallback_from`` stamped); NotFound as is; else the one summary error."""
@@ -134,14 +128,21 @@ class ProviderChain:
 
     def _first(self, kind: str, what: str, call: Callable[[Link], T]) -> T:
         """The one fallback routine (see the module docstring)."""
-        links = [(name, (name, provider)) for name, provider in self.links(kind)]
+        method = METHODS[kind]
+        # A provider that cannot run as configured stays in the chain as a misconfigured link: it is named in
+        # fallback_from and in the error like any provider that failed (all misconfigured -> 503).
+        links = [(name, (name, provider)) for name in self._order[kind]
+                 if (provider := self.provider(name)) is None or callable(getattr(provider, method, None))]
+
+        def checked(link: Link) -> T:
+            if link[1] is None:
+                raise UpstreamMisconfigured(self._unbuildable.get(link[0]), provider=link[0])
+            return call(link)
+
         try:
-            result = first_success(links, call, self.breakers, on_outcome=self._count)
+            result = first_success(links, checked, self.breakers, on_outcome=self._count)
         except ChainExhausted as exc:
-            # Providers that could not even be built are part of the story (all misconfigured -> 503).
-            unbuilt = [Attempt(n, MISCONFIGURED, self._unbuildable[n]) for n in self._order[kind] if n in self._unbuildable]
-            raise _exhausted(unbuilt + exc.attempts, what, unavailable=MarketDataUnavailable,
-                             extra={"data_type": kind}) from None
+            raise _exhausted(exc.attempts, what, unavailable=MarketDataUnavailable, extra={"data_type": kind}) from None
         return _stamp_fallback(result.value, result.failed)
 
     def _invoked(self, provider: Any) -> Any:

@@ -31,7 +31,9 @@ def provider_factory(settings: "Settings", cache: CacheLike, *, clock: Callable[
         if name == "offline":
             from shared.market.providers.offline import OfflineProvider
 
-            return OfflineProvider(clock=clock)
+            # Authoritative only when no real provider is configured anywhere (see OfflineProvider).
+            alone = all(order == ["offline"] for order in market.providers.values() if order)
+            return OfflineProvider(clock=clock, authoritative=alone)
         if name == "yahoo":
             from shared.market.providers.yahoo import YahooProvider
 

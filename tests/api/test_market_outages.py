@@ -160,4 +160,25 @@ def test_provider_that_cannot_run_is_named_in_the_start_up_log_and_health(tmp_pa
         assert started and "ALPHA_VANTAGE_API_KEY" in started[0].getMessage()
         detail = client.get("/api/health", headers=ADMIN).json()["components"]["market_data"]["details"]
         assert detail["misconfigured"] == ["alpha_vantage"] and "ALPHA_VANTAGE_API_KEY" in detail["providers"]["alpha_vantage"]["reason"]
-        assert client.get("/api/v1/market/AAPL/quote", headers=ADMIN).json()["provenance"]["source"] == "offline"
+        prov = client.get("/api/v1/market/AAPL/quote", headers=ADMIN).json()["provenance"]
+        assert prov["source"] == "offline" and prov["fallback_from"] == ["alpha_vantage"]
+        only_av = make_settings(tmp_path / "only", market={"providers": {k: ["alpha_vantage"] for k in KINDS}})
+    with serve(only_av) as client:  # nobody else can answer: 503 naming the setting, never 404
+        body = assert_problem(client.get("/api/v1/market/ZZZZZZ/quote", headers=ADMIN), 503, "upstream-misconfigured")
+        assert "ALPHA_VANTAGE_API_KEY" in body["detail"] or "ALPHA_VANTAGE_API_KEY" in str(body["attempted"])
+
+
+def test_yahoo_outage_behind_offline_never_calls_a_real_symbol_unknown(tmp_path, yahoo):
+    """The deployed default yahoo,offline: the offline catalogue is a demo subset, so during a Yahoo outage a
+    symbol outside it (VOD.L) is 502, not 404; catalogue symbols are served with fallback_from ["yahoo"]."""
+    yahoo.fail_data(SERVER_ERROR)
+    settings = settings_for(tmp_path, "yahoo", "offline", breaker_failure_threshold=10)
+    with serve(settings, **providers(settings, yahoo)) as client:
+        body = assert_problem(client.get("/api/v1/market/VOD.L/quote", headers=ADMIN), 502, "market-data-unavailable")
+        assert [a["outcome"] for a in body["attempted"]] == ["unavailable", "unsupported"]
+        assert_problem(client.get("/api/v1/symbols/VOD.L", headers=ADMIN), 502)
+        assert_problem(client.get("/api/v1/market/VOD.L/fundamentals", headers=ADMIN), 502)
+        r = client.get("/api/v1/market/AAPL/quote", headers=ADMIN)
+        assert r.status_code == 200 and r.json()["provenance"]["fallback_from"] == ["yahoo"], r.text
+        items = client.get("/api/v1/market/quotes?symbols=AAPL,VOD.L", headers=ADMIN).json()["items"]
+        assert items[0]["provenance"]["source"] == "offline" and items[1]["status"] == 502

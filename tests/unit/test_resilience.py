@@ -132,3 +132,8 @@ def test_exhausted_error_classes():
     assert isinstance(err, MarketDataUnavailable) and err.status == 502
     assert [a["outcome"] for a in err.extra["attempted"]] == ["rate_limited", "unavailable"]
     assert err.extra["outcome"] == "unavailable" and err.provider == "p1"
+    # The provider named is one whose outcome is the class answered: not a misconfigured one after the outage.
+    err = exhausted_error(attempts(UpstreamUnavailable(), UpstreamMisconfigured("bad key")), "quote AAPL")
+    assert isinstance(err, UpstreamUnavailable) and err.provider == "p0"
+    err = exhausted_error(attempts(UpstreamRateLimited(), UpstreamUnsupported("etf")), "quote AAPL")
+    assert isinstance(err, UpstreamRateLimited) and err.provider == "p0"

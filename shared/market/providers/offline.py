@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Callable, Sequence
 
-from shared.errors import ApiError, NotFound
+from shared.errors import ApiError, NotFound, UpstreamUnsupported
 from shared.market.hours import CLOSE_TIME, NEW_YORK, OPEN_TIME, is_trading_day, quote_as_of
 from shared.market.models import Bar, Fundamentals, History, News, NewsItem, Provenance, Quote, SymbolMatch
 from shared.market.periods import INTRADAY, date_range
@@ -117,8 +117,12 @@ class OfflineProvider:
 
     name = NAME
 
-    def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, *, clock: Callable[[], datetime] | None = None, authoritative: bool = True) -> None:
+        """``authoritative``: the catalogue is the whole universe (offline is the only provider configured), so a
+        symbol outside it is unknown (NotFound). Behind real providers it is a fallback that knows a demo subset:
+        a symbol outside it is UpstreamUnsupported, never "unknown" because a real provider was down."""
         self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._authoritative = authoritative
 
     # -- helpers ---------------------------------------------------------------------------
     def _now(self) -> datetime:
@@ -128,6 +132,8 @@ class OfflineProvider:
     def _entry(self, symbol: str) -> dict[str, Any]:
         entry = builtin_index().get(symbol)
         if entry is None:
+            if not self._authoritative:
+                raise UpstreamUnsupported(f"{symbol} is not in the offline catalogue", provider=NAME)
             raise NotFound(f"Unknown symbol {symbol}", extra={"symbol": symbol})
         return entry
 
@@ -186,7 +192,7 @@ class OfflineProvider:
         for s in symbols:
             try:
                 out[s] = self.get_quote(s)
-            except NotFound as exc:
+            except ApiError as exc:
                 out[s] = exc
         return out
 
@@ -300,7 +306,10 @@ class OfflineProvider:
         return News(symbol=symbol, items=items[:limit], provenance=self._prov(items[0].published_at if items else None))
 
     def search_symbols(self, query: str, limit: int = 10) -> list[SymbolMatch]:
-        return search_catalogue(builtin_symbols(), query, limit)
+        matches = search_catalogue(builtin_symbols(), query, limit)
+        if not matches and not self._authoritative:  # "no match" in a demo subset says nothing about the market
+            raise UpstreamUnsupported(f"No offline catalogue match for {query!r}", provider=NAME)
+        return matches
 
 
 def search_catalogue(rows: Sequence[dict[str, Any]], query: str, limit: int = 10) -> list[SymbolMatch]:

@@ -283,6 +283,9 @@ class YahooProvider:
 
                 # history(raise_errors=True) is deprecated in favour of a process-wide flag we do not want to flip.
                 warnings.filterwarnings("ignore", message=".*raise_errors.*deprecated", category=DeprecationWarning)
+                # yfinance logs every failure it hides at ERROR ("possibly delisted" during an outage): the adapter
+                # classifies them and the chain logs each once with its class, so its own lines are only noise.
+                logging.getLogger("yfinance").setLevel(logging.CRITICAL)
                 if self._session is None:
                     self._session = YahooSession(timeout_s=self._timeout, deadline_s=self._deadline)
                 self._yf = yf

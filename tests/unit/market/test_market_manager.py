@@ -362,7 +362,7 @@ def test_provider_that_cannot_run_is_reported_misconfigured(clock, cache, sf):
 
     dm = build_data_manager(settings, cache, sf, clock=clock, executor=SyncExecutor())
     q = dm.get_quote("AAPL")
-    assert q.provenance.source == "offline" and q.provenance.fallback_from == []
+    assert q.provenance.source == "offline" and q.provenance.fallback_from == ["alpha_vantage"]
     healthy, details = dm.health_check()
     assert healthy and details["providers"]["alpha_vantage"]["state"] == "misconfigured"
     assert details["misconfigured"] == ["alpha_vantage"] and "api_key" in details["providers"]["alpha_vantage"]["reason"]

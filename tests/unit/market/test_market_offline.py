@@ -94,3 +94,18 @@ def test_daily_walk_cache_holds_the_whole_catalogue():
 
     n = len(builtin_symbols())
     assert _daily_walk.cache_info().maxsize >= 2 * n  # every symbol (and a second `last` day) stays cached
+
+
+def test_behind_real_providers_a_symbol_outside_the_catalogue_is_unsupported_not_unknown():
+    import pytest
+
+    from shared.errors import NotFound, UpstreamUnsupported
+    from shared.market.providers.offline import OfflineProvider
+
+    assert isinstance(OfflineProvider(authoritative=False).get_quotes_batch(["VOD.L"])["VOD.L"], UpstreamUnsupported)
+    with pytest.raises(UpstreamUnsupported):
+        OfflineProvider(authoritative=False).get_quote("VOD.L")
+    with pytest.raises(UpstreamUnsupported):
+        OfflineProvider(authoritative=False).search_symbols("vodafone")
+    with pytest.raises(NotFound):  # alone, the catalogue is the whole universe
+        OfflineProvider().get_quote("VOD.L")
