@@ -119,7 +119,12 @@ class ProviderChain:
                 raise item
             return item
 
-        for subject in subjects:
+        pending = list(subjects)
+        while pending:
+            # Settle what a batch already answered first: its successes reach the breaker before its failures,
+            # so a few unpriced symbols cannot open it while good answers are still in hand.
+            pending.sort(key=lambda s: not _answered(asked.values(), s))
+            subject = pending.pop(0)
             try:
                 out[subject] = self._first(kind, f"{kind} {subject}", lambda link, s=subject: via(link, s))
             except ApiError as exc:

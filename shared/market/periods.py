@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import get_args
 
-from shared.errors import ValidationFailed
 from shared.market.hours import is_trading_day
 from shared.market.models import Interval, Period
 
@@ -15,51 +14,6 @@ INTRADAY: frozenset[str] = frozenset({"1m", "5m", "15m", "30m", "1h"})
 # Yahoo's own limits on intraday look-back; applied to every provider so results agree.
 INTRADAY_MAX_DAYS = {"1m": 7, "5m": 60, "15m": 60, "30m": 60, "1h": 730}
 EARLIEST = date(1990, 1, 1)
-
-
-def parse_date(value: date | datetime | str | None, field: str) -> date | None:
-    """Accept a date, datetime or ISO ``YYYY-MM-DD`` string; raise ValidationFailed otherwise."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError:
-        raise ValidationFailed(f"Invalid {field}", errors={field: ["Expected a date as YYYY-MM-DD"]}) from None
-
-
-def validate_history_args(period: str, interval: str, start: object, end: object, today: date) -> tuple[str, str, date | None, date | None]:
-    """Normalise and validate history arguments; raise ValidationFailed (422) naming every bad field."""
-    errors: dict[str, list[str]] = {}
-    period = (period or "1mo").strip().lower()
-    interval = (interval or "1d").strip().lower()
-    if period not in PERIODS:
-        errors["period"] = [f"Must be one of {', '.join(PERIODS)}"]
-    if interval not in INTERVALS:
-        errors["interval"] = [f"Must be one of {', '.join(INTERVALS)}"]
-    s = e = None
-    try:
-        s = parse_date(start, "start")  # type: ignore[arg-type]
-    except ValidationFailed as exc:
-        errors.update(exc.errors or {})
-    try:
-        e = parse_date(end, "end")  # type: ignore[arg-type]
-    except ValidationFailed as exc:
-        errors.update(exc.errors or {})
-    if s and e and s > e:
-        errors["start"] = ["start must not be after end"]
-    if s and s > today:
-        errors["start"] = ["start must not be in the future"]
-    if not errors and interval in INTRADAY:
-        first, _ = date_range(period, today, s, e)
-        if (today - first).days > INTRADAY_MAX_DAYS[interval]:
-            errors["period"] = [f"Interval {interval} is limited to the last {INTRADAY_MAX_DAYS[interval]} days"]
-    if errors:
-        raise ValidationFailed("Invalid history request", errors=errors)
-    return period, interval, s, e
 
 
 def date_range(period: str, today: date, start: date | None = None, end: date | None = None) -> tuple[date, date]:

@@ -11,10 +11,10 @@ import logging
 from typing import Any, Callable, Sequence
 
 from shared.errors import ApiError, MarketDataUnavailable
+from shared.market.args import MAX_BATCH
 from shared.market.models import Quote, QuoteError
 
 log = logging.getLogger(__name__)
-QUOTE_BATCH = 50  # the DataManager's batch limit
 NO_PROVIDER = {"status": 503, "type": "/problems/market-data-unavailable", "title": "Market data unavailable",
                "detail": "No market data provider is configured"}
 
@@ -28,8 +28,8 @@ def fetch_quotes(quotes: Any, symbols: Sequence[str]) -> tuple[dict[str, Quote |
         return {s: QuoteError(symbol=s, **NO_PROVIDER) for s in symbols}, True
     out: dict[str, Quote | QuoteError] = {}
     batch_failed = False
-    for start in range(0, len(symbols), QUOTE_BATCH):
-        chunk = list(symbols[start:start + QUOTE_BATCH])
+    for start in range(0, len(symbols), MAX_BATCH):
+        chunk = list(symbols[start:start + MAX_BATCH])
         try:
             results = quotes.get_quotes(chunk)
         except ApiError as exc:  # the whole batch failed: each of its symbols reports the error

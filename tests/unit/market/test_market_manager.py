@@ -461,3 +461,15 @@ def test_indicators_read_history_once_per_request(clock, cache, sf):
     dm.get_history = lambda *a, **k: reads.append(1) or real(*a, **k)
     dm.get_indicators("AAPL", ["sma_5", "rsi_14", "macd"])
     assert len(reads) == 1
+
+
+def test_a_batch_settles_its_answers_before_its_failures(clock, cache, sf):
+    """Three unpriced symbols first in a batch must not open the breaker over the symbols the same call priced."""
+    from shared.errors import MarketDataUnavailable
+
+    primary = FakeProvider("primary", clock, price=100.0, known=("AAPL", "MSFT", "IBM", "A", "B", "C"), batch=True)
+    real_batch = primary.get_quotes_batch
+    primary.get_quotes_batch = lambda syms: {**real_batch(syms), **{s: MarketDataUnavailable("no price") for s in ("X", "Y", "Z")}}
+    dm, _, backup = build(clock, cache, sf, primary=primary)
+    out = dm.get_quotes(["X", "Y", "Z", "AAPL", "MSFT", "IBM"])
+    assert [q.provenance.source for q in out[3:]] == ["primary"] * 3
