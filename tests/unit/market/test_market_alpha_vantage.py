@@ -221,3 +221,40 @@ def test_weekend_global_quote_is_as_of_session_close_and_currency_from_the_listi
     assert q.currency == "USD"  # GLOBAL_QUOTE does not say: the listing currency of a catalogued symbol
     assert av.normalize_quote("SAP.DE", load_payload("global_quote_ibm.json"), saturday).currency == "EUR"  # XETRA's
     assert av.normalize_quote("X.HK", load_payload("global_quote_ibm.json"), saturday).currency is None  # never assumed
+
+
+AV_FAULTS = {
+    "5xx": (Reply(503, "Service Unavailable"), "unavailable", "closed"),
+    "timeout": (httpx.ReadTimeout("timed out"), "unavailable", "closed"),
+    "connection reset": (httpx.RemoteProtocolError("peer closed connection"), "unavailable", "closed"),
+    "429": (Reply(429, "Too Many Requests"), "rate_limited", "open"),
+    "429 retry-after": (Reply(429, "Too Many Requests", {"Retry-After": "120"}), "rate_limited", "open"),
+    "throttle in a 200 body": (Reply(200, upstream("alpha_vantage", "information_daily_limit.json")), "rate_limited", "open"),
+    "empty body": (Reply(200, b""), "unavailable", "closed"),
+    "malformed json": (Reply(200, '{"Global Quote": {"01. sym'), "unavailable", "closed"),
+    "invalid key": (Reply(200, upstream("alpha_vantage", "error_invalid_apikey.json")), "misconfigured", "disabled"),
+}
+
+
+@pytest.mark.parametrize("fault", AV_FAULTS)
+def test_outage_matrix_through_the_data_manager(fault):
+    from shared.market.manager import DataManager
+    from shared.market.providers.offline import OfflineProvider
+    from tests.unit.market.market_fakes import FakeClock, FakeSingleFlight, SyncExecutor, make_settings
+
+    reply, outcome, state = AV_FAULTS[fault]
+    clock = FakeClock()
+    cache = FakeCache(clock)
+    fake = FakeAlphaVantage({"GLOBAL_QUOTE": reply})
+    av_provider = AlphaVantageProvider(api_key=KEY, cache=cache, transport=fake.transport, clock=clock)
+    dm = DataManager(make_settings({"quote": ["alpha_vantage", "offline"]}), cache, FakeSingleFlight(), clock=clock,
+                     executor=SyncExecutor(), providers={"alpha_vantage": av_provider, "offline": OfflineProvider(clock=clock)})
+    q = dm.get_quote("IBM")
+    assert q.provenance.source == "offline" and q.provenance.fallback_from == ["alpha_vantage"]
+    assert dm.stats()["upstream"]["alpha_vantage"] == {outcome: 1}
+    assert dm.health_check()[1]["providers"]["alpha_vantage"]["state"] == state
+    cached = cache.get_json(cache.key("market", "quote", "IBM"))
+    assert cached["v"]["provenance"]["source"] == "offline" and "not_found" not in cached
+    if state != "closed":  # open or disabled: the next symbol does not reach Alpha Vantage
+        dm.get_quote("MSFT")
+        assert len(fake.requests) == 1
