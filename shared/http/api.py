@@ -25,6 +25,7 @@ from starlette.responses import Response
 from shared import errors
 from shared.http.problems import problem_response
 from shared.logging import request_id_var, user_id_var
+from shared.services.principal import Principal
 
 if TYPE_CHECKING:
     from shared.runtime import Core
@@ -35,21 +36,6 @@ API_PREFIX = "/api"
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces or control characters
 AuthMode = Literal["public", "optional", "user", "admin"]  # optional: anonymous allowed, credentials checked when sent
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller."""
-
-    id: str
-    email: str | None = None
-    name: str | None = None
-    roles: frozenset[str] = frozenset({"user"})
-    auth_method: str = "api_key"
-
-    @property
-    def is_admin(self) -> bool:
-        return "admin" in self.roles
 
 
 @dataclass(frozen=True)
