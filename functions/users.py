@@ -16,8 +16,8 @@ TAGS = ("users",)
 
 @route(bp, "v1/users/me", response=UserPublic, tags=TAGS, errors=(401, 404, 503))
 async def get_me(req, ctx: RequestContext) -> UserPublic:
-    """The authenticated user."""
-    return await ctx.run(ctx.services.users.get_user, ctx.user.id)
+    """The authenticated user; `roles` are the roles this request holds (an Entra ID app role adds `admin`)."""
+    return await ctx.run(ctx.services.users.get_me, ctx.user.id, ctx.user.roles)
 
 
 @route(bp, "v1/users/me/profile", response=ProfilePublic, tags=TAGS, errors=(401, 503))

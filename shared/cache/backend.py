@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from shared.cache import codec
+from shared.cache.broadcast import Subscription
 from shared.cache.memory import MemoryStore
 from shared.config.models import DEFAULT_TTLS
 
@@ -178,6 +179,7 @@ class CacheBackend:
         self._dirty_max = max(1, dirty_max_keys)
         self._closed = threading.Event()
         self._incr_script: Any = None
+        self._subscriptions: list[Subscription] = []
 
     @classmethod
     def from_config(cls, settings: "Settings", *, username: str | None = None, credential: Any = None) -> "CacheBackend":
@@ -317,8 +319,10 @@ class CacheBackend:
             self._probing = False
 
     def close(self) -> None:
-        """Stop the probe thread (the process-wide pool stays; see `reset_pools`)."""
+        """Stop the probe and subscriber threads (the process-wide pool stays; see `reset_pools`)."""
         self._closed.set()
+        for subscription in self._subscriptions:
+            subscription.close()
         thread = self._probe_thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=2)
@@ -411,6 +415,37 @@ class CacheBackend:
             return int(self._incr_script(keys=[key], args=[amount, _ttl_ms(ttl) or 0], client=r))
 
         return self._run(on_redis, lambda: self._memory.incr(key, amount, ttl))
+
+    # ----- broadcast to every instance -------------------------------------------------------
+
+    def publish(self, channel: str, message: str) -> bool:
+        """Send `message` to the subscribers of `channel` on every instance sharing this Redis.
+
+        True when Redis took it. False when Redis is not configured or did not answer: the
+        message is lost (pub/sub keeps nothing), so subscribers must bound staleness themselves.
+        Tried even while failed over, since an invalidation is worth one short timeout.
+        """
+        if self._client is None:
+            return False
+        try:
+            self._client.publish(self.key("channel", channel), message.encode())
+        except Exception as exc:  # noqa: BLE001 - the cache must never fail a request
+            logger.warning("cache: could not publish on %s (%s)", channel, type(exc).__name__)
+            return False
+        return True
+
+    def subscribe(self, channel: str, on_message: Callable[[str], None], on_gap: Callable[[], None]) -> Subscription | None:
+        """Listen on `channel` in a daemon thread until `close()`; None when Redis is not configured.
+
+        `on_gap()` runs whenever the subscription is (re)established (messages may have been
+        missed before it); see `shared.cache.broadcast.Subscription`.
+        """
+        if self._client is None or self._closed.is_set():
+            return None
+        subscription = Subscription(self._client, self.key("channel", channel), on_message, on_gap,
+                                    retry_s=self._probe_interval).start()
+        self._subscriptions.append(subscription)
+        return subscription
 
     # ----- health ---------------------------------------------------------------------------
 

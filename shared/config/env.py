@@ -38,6 +38,8 @@ OVERRIDES: tuple[EnvSetting, ...] = (
     EnvSetting("EASY_AUTH_ENABLED", "auth.easy_auth_enabled", kind="bool"),
     EnvSetting("ENTRA_TENANT_ID", "auth.entra_tenant_id"),
     EnvSetting("ENTRA_AUDIENCE", "auth.entra_audience"),
+    EnvSetting("ENTRA_ADMIN_ROLE", "auth.entra_admin_role"),
+    EnvSetting("ADMIN_EMAILS", "auth.admin_emails", kind="list"),
     EnvSetting("MONGODB_URI", "mongodb.uri", secret=True),
     EnvSetting("MONGODB_PASSWORD", "mongodb.password", secret=True),
     EnvSetting("MONGODB_DATABASE", "mongodb.database"),

@@ -45,6 +45,15 @@ class AuthSettings(_Section):
     entra_audience: str | None = None
     entra_issuer: str | None = None
     entra_jwks_url: str | None = None
+    # The app role (Entra ID `roles` claim, Easy Auth role claims) that grants `admin` for the request.
+    entra_admin_role: str = Field(default="StockAgent.Admin", min_length=1)
+    # Tolerated clock difference for `exp`/`nbf`/`iat` of bearer tokens.
+    entra_clock_skew_s: int = Field(default=60, ge=0, le=300)
+    # An unknown `kid` refetches the signing keys at most this often (a flood of made-up kids costs one fetch).
+    entra_jwks_refetch_interval_s: float = Field(default=60.0, ge=1.0)
+    entra_jwks_lifespan_s: float = Field(default=3600.0, ge=60.0)
+    # Bootstrap: a first-seen Entra/Easy Auth principal with one of these verified emails is created as admin.
+    admin_emails: list[str] = Field(default_factory=list)
 
 
 class MongoSettings(_Section):

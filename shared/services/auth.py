@@ -2,13 +2,21 @@
 
 API keys are random (32 bytes), shown once, stored only as a SHA-256 hash with a display
 prefix. Resolved principals are kept in a small in-process TTL cache so a request does not
-pay a database round trip for its key; revoking a key clears it here at once and other
-instances within `PRINCIPAL_TTL_S`.
+pay a database round trip for its key. Revoking a key (or disabling a user, changing a
+role) drops it here at once and is published through the cache's Redis pub/sub, so every
+instance drops it at once while Redis is up; when it is not, `PRINCIPAL_TTL_S` bounds how
+long another instance may still accept it.
+
+Roles: a user's stored roles, plus `admin` for the request when an Entra ID token (or an
+Easy Auth principal) carries the configured app role (`auth.entra_admin_role`). The token
+never changes the stored user, except once at creation: a first-seen principal whose
+verified email is in `auth.admin_emails` is created as admin (bootstrap, logged).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -16,16 +24,24 @@ import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import Executor
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from shared import errors
 from shared.config import Settings
-from shared.http.api import Principal
 from shared.services.base import BaseService
+from shared.services.principal import ADMIN, USER, Principal
 
 KEY_PREFIX = "sak_"
 PRINCIPAL_TTL_S = 30.0
 LAST_USED_EVERY_S = 60.0
+REVOCATIONS_CHANNEL = "auth-revocations"  # messages: "key:<key id>" | "user:<user id>"
+
+# Easy Auth claim types (App Service forwards the identity provider's claims under these names).
+_EA_OID = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+_EA_EMAIL = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+_EA_UPN = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+_EA_ROLE = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+_TRUE = (True, 1, "true", "True", "1")
 
 
 def hash_key(key: str) -> str:
@@ -45,9 +61,34 @@ def principal_from(user: Mapping[str, Any], method: str) -> Principal:
         id=str(user["id"]),
         email=user.get("email"),
         name=user.get("name"),
-        roles=frozenset(user.get("roles") or ["user"]),
+        roles=frozenset(user.get("roles") or [USER]),
         auth_method=method,
     )
+
+
+def _strings(value: Any) -> list[str]:
+    """A claim that may be one string or a list of them, as a list of its strings."""
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def verified_email(first: Callable[[str], Any]) -> str | None:
+    """The email an identity provider vouches for, from a claim lookup (`first(name)`), else None.
+
+    `upn` (Entra ID: always in one of the tenant's verified domains; guests get an #EXT# upn);
+    `email` only when flagged verified (`email_verified` of Google and others, Entra ID's
+    `xms_edov`); Entra ID's optional `verified_primary_email`. Never `preferred_username`,
+    which the user or another tenant may control.
+    """
+    upn = first("upn")
+    if isinstance(upn, str) and "@" in upn and "#EXT#" not in upn:
+        return upn.strip().lower()
+    email = first("email")
+    if isinstance(email, str) and "@" in email and (first("email_verified") in _TRUE or first("xms_edov") in _TRUE):
+        return email.strip().lower()
+    primary = _strings(first("verified_primary_email"))
+    return primary[0].strip().lower() if primary and "@" in primary[0] else None
 
 
 def _api_key_from(headers: Mapping[str, str]) -> str | None:
@@ -69,17 +110,18 @@ def _active(user: Mapping[str, Any] | None, detail: str) -> Mapping[str, Any]:
 
 
 class _TTLCache:
-    def __init__(self, max_entries: int = 4096) -> None:
+    def __init__(self, max_entries: int = 4096, clock: Callable[[], float] = time.monotonic) -> None:
         self._data: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._max = max_entries
+        self._clock = clock
 
     def get(self, key: str) -> Any:
         with self._lock:
             item = self._data.get(key)
             if item is None:
                 return None
-            if item[0] < time.monotonic():
+            if item[0] < self._clock():
                 del self._data[key]
                 return None
             self._data.move_to_end(key)
@@ -87,7 +129,7 @@ class _TTLCache:
 
     def put(self, key: str, value: Any, ttl: float) -> None:
         with self._lock:
-            self._data[key] = (time.monotonic() + ttl, value)
+            self._data[key] = (self._clock() + ttl, value)
             self._data.move_to_end(key)
             while len(self._data) > self._max:
                 self._data.popitem(last=False)
@@ -96,6 +138,10 @@ class _TTLCache:
         with self._lock:
             for key in [k for k, (_, v) in self._data.items() if predicate(v)]:
                 del self._data[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
 
 
 class AuthService(BaseService):
@@ -107,6 +153,7 @@ class AuthService(BaseService):
         api_key_repository: Any,
         executor: Executor | None = None,
         jwt_verifier: Callable[[str], Mapping[str, Any]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
@@ -114,9 +161,17 @@ class AuthService(BaseService):
         self._users = user_repository
         self._keys = api_key_repository
         self._executor = executor
-        self._principals = _TTLCache()
+        self._clock = clock
+        self._principals = _TTLCache(clock=clock)
         self._last_used: dict[str, float] = {}
         self._jwt_verifier = jwt_verifier
+        self._admin_role = settings.auth.entra_admin_role
+        self._admin_emails = frozenset(e.strip().lower() for e in settings.auth.admin_emails if e.strip())
+        # Bumped by every drop: a principal looked up before a drop is not cached after it (see _remember).
+        self._epoch = 0
+        self._cache_lock = threading.Lock()
+        self._subscription: Any = None
+        self._listen_lock = threading.Lock()
 
     def health_check(self) -> tuple[bool, dict[str, Any]]:
         return self._dependencies_health_report(required={"users": self._users, "api_keys": self._keys})
@@ -166,19 +221,21 @@ class AuthService(BaseService):
         cached = self._cached_key_principal(digest)
         if cached is not None:
             return cached
+        self._listen()
+        epoch = self._epoch
         record = self._keys.find_by_hash(digest)
         if record is None:
             raise errors.Unauthorized("Invalid or revoked API key")
         user = _active(self._users.find_one({"id": record["owner_id"]}), "Invalid or revoked API key")
         principal = principal_from(user, "api_key")
-        self._principals.put(digest, (principal, record["id"]), PRINCIPAL_TTL_S)
+        self._remember(digest, principal, record["id"], epoch)
         self._touch(digest, record["id"])
         return principal
 
     def _touch(self, digest: str, key_id: str) -> None:
         """Record last use at most once a minute per key, off the request path."""
-        now = time.monotonic()
-        if now - self._last_used.get(digest, 0.0) < LAST_USED_EVERY_S:
+        now = self._clock()
+        if now - self._last_used.get(digest, -LAST_USED_EVERY_S) < LAST_USED_EVERY_S:
             return
         self._last_used[digest] = now
 
@@ -197,68 +254,138 @@ class AuthService(BaseService):
         auth = self._settings.auth
         if not (auth.entra_tenant_id and auth.entra_audience):
             raise errors.Unauthorized("Bearer tokens are not accepted here; use an API key")
-        claims = (self._jwt_verifier or self._verify_entra)(token)
+        if self._jwt_verifier is None:
+            from shared.services.entra_tokens import EntraTokenVerifier
+
+            self._jwt_verifier = EntraTokenVerifier.from_settings(auth)
+        claims = self._jwt_verifier(token)
         subject = claims.get("oid") or claims.get("sub")
-        if not subject:
+        if not subject or not isinstance(subject, str):
             raise errors.Unauthorized("Token has no subject")
         email = claims.get("preferred_username") or claims.get("email") or claims.get("upn")
-        return self._principal_for_external("entra", str(subject), email, claims.get("name"))
-
-    def _verify_entra(self, token: str) -> Mapping[str, Any]:
-        import jwt  # PyJWT: only needed when Entra ID is configured
-
-        auth = self._settings.auth
-        issuer = auth.entra_issuer or f"https://login.microsoftonline.com/{auth.entra_tenant_id}/v2.0"
-        jwks_url = auth.entra_jwks_url or f"https://login.microsoftonline.com/{auth.entra_tenant_id}/discovery/v2.0/keys"
-        if not hasattr(self, "_jwks"):
-            self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600, timeout=5)
-        try:
-            key = self._jwks.get_signing_key_from_jwt(token)
-            return jwt.decode(token, key.key, algorithms=["RS256"], audience=auth.entra_audience, issuer=issuer)
-        except jwt.PyJWKClientError:
-            raise errors.ServiceUnavailable("Identity provider keys unavailable", retry_after=5) from None
-        except jwt.PyJWTError:
-            raise errors.Unauthorized("Invalid bearer token") from None
+        return self._principal_for_external(
+            "entra", subject, email if isinstance(email, str) else None, claims.get("name"),
+            verified=verified_email(claims.get), token_roles=_strings(claims.get("roles")),
+        )
 
     def _authenticate_easy_auth(self, encoded: str) -> Principal:
         try:
             data = json.loads(base64.b64decode(encoded, validate=False))
             if not isinstance(data, dict) or not isinstance(data.get("claims", []), list):
                 raise TypeError("not a client principal")
-            claims = {c["typ"]: c["val"] for c in data.get("claims", [])}
+            claims: dict[str, list[str]] = {}
+            for claim in data.get("claims", []):  # a claim type may repeat (one entry per role)
+                claims.setdefault(str(claim["typ"]), []).append(str(claim["val"]))
         except (ValueError, KeyError, TypeError):
             raise errors.Unauthorized("Malformed X-MS-CLIENT-PRINCIPAL") from None
-        subject = claims.get("http://schemas.microsoft.com/identity/claims/objectidentifier") or claims.get("oid") or data.get("userId")
-        if not subject:
-            raise errors.Unauthorized("Client principal has no subject")
-        email = claims.get("preferred_username") or claims.get("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress")
-        return self._principal_for_external("easyauth", str(subject), email, claims.get("name"))
 
-    def _principal_for_external(self, provider: str, subject: str, email: str | None, name: str | None) -> Principal:
+        def first(*types: str) -> str | None:
+            return next((claims[t][0] for t in types if claims.get(t)), None)
+
+        subject = first(_EA_OID, "oid") or data.get("userId")
+        if not subject or not isinstance(subject, str):
+            raise errors.Unauthorized("Client principal has no subject")
+        email = first("preferred_username", _EA_EMAIL)
+        aliases = {"upn": ("upn", _EA_UPN), "email": ("email", _EA_EMAIL)}
+        role_types = {str(data.get("role_typ") or _EA_ROLE), _EA_ROLE, "roles"}
+        return self._principal_for_external(
+            "easyauth", subject, email, first("name"),
+            verified=verified_email(lambda name: first(*aliases.get(name, (name,)))),
+            token_roles=[role for t in role_types for role in claims.get(t, [])],
+        )
+
+    def _principal_for_external(self, provider: str, subject: str, email: str | None, name: Any, *,
+                                verified: str | None, token_roles: Iterable[str]) -> Principal:
+        """The stored user of an external identity (created when first seen), with the token's role applied."""
         cache_key = f"{provider}:{subject}"
         cached = self._principals.get(cache_key)
         if cached is not None:
-            return cached[0]
-        user = self._users.find_one({"external_id": cache_key})
-        if user is None:  # a first-seen principal gets a user record
-            try:
-                user = self._users.insert_one({
-                    "email": (email or f"{subject}@{provider}.invalid").lower(),
-                    "name": name or email or subject,
-                    "roles": ["user"],
-                    "external_id": cache_key,
-                })
-            except errors.Conflict:
-                # Only the same identity created concurrently may be taken. An existing account with this
-                # email is never adopted: the token's email claim does not prove ownership of that account.
-                user = self._users.find_one({"external_id": cache_key})
-                if user is None:
-                    raise errors.Unauthorized(
-                        "An account with this email already exists; sign in with its API key"
-                    ) from None
-        principal = principal_from(_active(user, "This account is disabled"), provider)
-        self._principals.put(cache_key, (principal, None), PRINCIPAL_TTL_S)
+            principal: Principal = cached[0]
+        else:
+            self._listen()
+            epoch = self._epoch
+            user = self._users.find_one({"external_id": cache_key})
+            if user is None:
+                user = self._create_external_user(provider, subject, cache_key, email, name, verified)
+            principal = principal_from(_active(user, "This account is disabled"), provider)
+            self._remember(cache_key, principal, None, epoch)
+        if self._admin_role in token_roles and not principal.is_admin:
+            # The token's app role applies to this request only; the stored user is unchanged.
+            principal = dataclasses.replace(principal, roles=principal.roles | {ADMIN})
         return principal
+
+    def _create_external_user(self, provider: str, subject: str, external_id: str, email: str | None, name: Any,
+                              verified: str | None) -> dict[str, Any]:
+        bootstrap = verified is not None and verified in self._admin_emails
+        try:
+            user: dict[str, Any] = self._users.insert_one({
+                "email": (email or f"{subject}@{provider}.invalid").lower(),
+                "name": name if isinstance(name, str) and name else email or subject,
+                "roles": [ADMIN, USER] if bootstrap else [USER],
+                "external_id": external_id,
+            })
+        except errors.Conflict:
+            # Only the same identity created concurrently may be taken. An existing account with this
+            # email is never adopted: the token's email claim does not prove ownership of that account.
+            found = self._users.find_one({"external_id": external_id})
+            if found is None:
+                raise errors.Unauthorized("An account with this email already exists; sign in with its API key") from None
+            return found  # type: ignore[no-any-return]
+        if bootstrap:
+            self.logger.warning("bootstrap admin: first-seen %s principal %s (verified email %s) created as admin "
+                                "because ADMIN_EMAILS lists it", provider, user["id"], verified)
+        return user
+
+    # ------------------------------------------------------------ the principal cache and revocation
+
+    def _remember(self, cache_key: str, principal: Principal, key_id: str | None, epoch: int) -> None:
+        """Cache a principal resolved from a lookup that started at `epoch`, unless a drop happened since
+        (the lookup may have read a key or user that is revoked by now)."""
+        with self._cache_lock:
+            if self._epoch == epoch:
+                self._principals.put(cache_key, (principal, key_id), PRINCIPAL_TTL_S)
+
+    def _drop(self, predicate: Callable[[tuple[Principal, str | None]], bool]) -> None:
+        with self._cache_lock:
+            self._epoch += 1
+            self._principals.drop_where(predicate)
+
+    def _drop_all(self) -> None:
+        with self._cache_lock:
+            self._epoch += 1
+            self._principals.clear()
+
+    def _on_revocation(self, message: str) -> None:
+        kind, _, ident = message.partition(":")
+        if kind == "key":
+            self._drop(lambda v: v[1] == ident)
+        elif kind == "user":
+            self._drop(lambda v: v[0].id == ident)
+        else:
+            self.logger.warning("ignoring unknown revocation message %r", message[:64])
+
+    def _listen(self) -> None:
+        """Subscribe to revocations from other instances once, before the first principal is looked up.
+
+        A (re)subscription drops the whole cache: revocations published while this instance
+        was not listening are lost, and the cache cannot tell which entries they concerned.
+        """
+        if self._subscription is not None or self.cache is None or not hasattr(self.cache, "subscribe"):
+            return
+        with self._listen_lock:
+            if self._subscription is None:
+                self._subscription = self.cache.subscribe(REVOCATIONS_CHANNEL, self._on_revocation, self._drop_all) or False
+
+    def _broadcast(self, message: str) -> None:
+        if self.cache is not None and hasattr(self.cache, "publish") and self.cache.redis_configured:
+            if not self.cache.publish(REVOCATIONS_CHANNEL, message):
+                self.logger.warning("revocation not broadcast (cache unavailable): other instances apply it "
+                                    "within %.0f s", PRINCIPAL_TTL_S)
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop the user's cached sign-ins here and on every instance (after a role change or disabling)."""
+        self._drop(lambda v: v[0].id == user_id)
+        self._broadcast(f"user:{user_id}")
 
     # ------------------------------------------------------------ key management
 
@@ -269,14 +396,16 @@ class AuthService(BaseService):
         return record, key
 
     def list_api_keys(self, user_id: str, *, limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        return self._keys.find_many(user_id, {"revoked_at": None}, limit=limit, cursor=cursor)
+        return self._keys.find_many(user_id, {"revoked_at": None}, limit=limit, cursor=cursor)  # type: ignore[no-any-return]
 
     def revoke_api_key(self, user_id: str, key_id: str) -> None:
+        """Revoke the user's key: refused from now on here, and on every instance at once while Redis is up."""
         record = self._keys.get(user_id, key_id)  # NotFound for another user's key
         if record.get("revoked_at"):
             raise errors.NotFound("API key not found")
         self._keys.revoke(user_id, key_id)
-        self._principals.drop_where(lambda v: v[1] == key_id)
+        self._drop(lambda v: v[1] == key_id)
+        self._broadcast(f"key:{key_id}")
 
     # ------------------------------------------------------------ local development
 

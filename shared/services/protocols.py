@@ -70,3 +70,6 @@ class ApiKeyIssuer(Protocol):
     def list_api_keys(self, user_id: str, *, limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]: ...
 
     def revoke_api_key(self, user_id: str, key_id: str) -> None: ...
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop the user's cached sign-ins on every instance (their roles or status changed)."""

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Iterable
 
 from shared.data.repository import check_version
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.schemas.users import (
     ApiKeyCreated, ApiKeyPage, ApiKeyPublic, PreferencesPublic, PreferencesUpdate, ProfilePublic, ProfileUpdate,
-    UserCreate, UserCreated, UserPage, UserPublic,
+    Role, UserCreate, UserCreated, UserPage, UserPublic,
 )
 from shared.services.base import BaseService
+from shared.services.principal import ADMIN, USER
 from shared.services.protocols import ApiKeyIssuer
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,29 @@ class UserService(BaseService):
 
     def get_user(self, user_id: str) -> UserPublic:
         return UserPublic.model_validate(self._users.get(user_id))
+
+    def get_me(self, user_id: str, roles: Iterable[str]) -> UserPublic:
+        """The caller's record with the roles this request holds (an identity provider's app role
+        may add `admin` for the request; the stored record is not changed by it)."""
+        return self.get_user(user_id).model_copy(update={"roles": sorted(roles)})
+
+    def get_user_by_email(self, email: str) -> UserPublic:
+        user = self._users.find_by_email(email)
+        if user is None:
+            raise NotFound(f"No user with email {email.strip().lower()}")
+        return UserPublic.model_validate(user)
+
+    def set_role(self, user_id: str, role: Role) -> UserPublic:
+        """Make the user an admin (`admin`) or not (`user`); every instance applies it to the user's next request."""
+        user = self._users.update_one(user_id, {"roles": [ADMIN, USER] if role == ADMIN else [USER]})
+        self._keys.forget_user(user_id)
+        return UserPublic.model_validate(user)
+
+    def set_disabled(self, user_id: str, disabled: bool) -> UserPublic:
+        """Refuse (or accept again) every credential of the user, on every instance; their data stays."""
+        user = self._users.update_one(user_id, {"disabled": disabled})
+        self._keys.forget_user(user_id)
+        return UserPublic.model_validate(user)
 
     def list_users(self, *, limit: int = 20, cursor: str | None = None) -> UserPage:
         items, next_cursor = self._users.find_many(limit=limit, cursor=cursor)
@@ -140,3 +164,22 @@ class UserService(BaseService):
 
     def revoke_api_key(self, user_id: str, key_id: str) -> None:
         self._keys.revoke_api_key(user_id, key_id)
+
+    def revoke_api_key_by_prefix(self, user_id: str, prefix: str) -> ApiKeyPublic:
+        """Revoke the user's one active key whose display prefix starts with `prefix`.
+
+        NotFound when none does; Conflict when several do (a longer prefix tells them apart).
+        """
+        matches: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            items, cursor = self._keys.list_api_keys(user_id, limit=100, cursor=cursor)
+            matches += [k for k in items if prefix and str(k.get("prefix", "")).startswith(prefix)]
+            if cursor is None:
+                break
+        if not matches:
+            raise NotFound(f"No active API key with prefix {prefix!r}")
+        if len(matches) > 1:
+            raise Conflict(f"{len(matches)} active API keys start with {prefix!r}; give more of the prefix")
+        self._keys.revoke_api_key(user_id, matches[0]["id"])
+        return ApiKeyPublic.model_validate(matches[0])

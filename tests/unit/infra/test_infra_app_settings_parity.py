@@ -44,6 +44,8 @@ DELIBERATELY_DEFAULTED = {
     "AZURE_OPENAI_DEPLOYMENT": "no Azure OpenAI resource in this template; set it by hand to use one",
     "AZURE_OPENAI_API_KEY": "no Azure OpenAI resource in this template; set it by hand to use one",
     "AZURE_OPENAI_USE_ENTRA_ID": "no Azure OpenAI resource in this template; set it by hand to use one",
+    "ENTRA_ADMIN_ROLE": "config default (StockAgent.Admin) is the app role the docs tell you to define",
+    "ADMIN_EMAILS": "optional one-off bootstrap of the first admin; set by hand when wanted (docs: First admin)",
 }
 
 # Set only when the matching parameter is given (an empty value would override the config files).

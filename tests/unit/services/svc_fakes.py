@@ -114,6 +114,10 @@ class FakeKeyIssuer:
 
     def __init__(self) -> None:
         self.keys: dict[str, dict[str, Any]] = {}
+        self.forgotten: list[str] = []
+
+    def forget_user(self, user_id: str) -> None:
+        self.forgotten.append(user_id)
 
     def create_api_key(self, user_id: str, name: str) -> tuple[dict[str, Any], str]:
         kid = f"{len(self.keys) + 1:024x}"

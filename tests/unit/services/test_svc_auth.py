@@ -8,6 +8,7 @@ import pytest
 from shared import errors
 from shared.services.auth import AuthService, hash_key
 from tests.conftest import make_settings
+from tests.entra import entra  # noqa: F401 - fixture
 
 
 @pytest.fixture
@@ -102,27 +103,14 @@ def test_jwt_refused_when_entra_not_configured(repos, tmp_path):
         make_auth(repos, tmp_path).authenticate({"authorization": "Bearer aaa.bbb.ccc"})
 
 
-def test_real_entra_verifier_rejects_a_forged_token(repos, tmp_path, monkeypatch):
-    """The PyJWT path: a token signed with an unknown key fails signature verification (401)."""
-    import jwt
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    token = jwt.encode({"oid": "x", "aud": "api://a", "iss": "https://login.microsoftonline.com/t/v2.0"}, other,
-                       algorithm="RS256", headers={"kid": "k1"})
-
-    class FakeJWKS:
-        def get_signing_key_from_jwt(self, _token):
-            return jwt.PyJWK.from_dict({**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())), "kid": "k1",
-                                        "alg": "RS256"})
-
-    auth = make_auth(repos, tmp_path, auth={"entra_tenant_id": "t", "entra_audience": "api://a"})
-    auth._jwks = FakeJWKS()
+def test_real_entra_verifier_rejects_a_forged_token(repos, tmp_path, entra):
+    """The PyJWT path, keys fetched over HTTP: a token claiming a published kid but signed with another key is 401."""
+    entra.add_key("forger", publish=False)
+    auth = make_auth(repos, tmp_path, auth=entra.auth_settings())
+    forged = entra.token(kid="forger", headers={"kid": "test-kid-1"})
     with pytest.raises(errors.Unauthorized):
-        auth.authenticate({"authorization": f"Bearer {token}"})
-    good = jwt.encode({"oid": "good-oid", "aud": "api://a", "iss": "https://login.microsoftonline.com/t/v2.0",
-                       "preferred_username": "good@example.com"}, key, algorithm="RS256", headers={"kid": "k1"})
+        auth.authenticate({"authorization": f"Bearer {forged}"})
+    good = entra.token(preferred_username="good@example.com")
     assert auth.authenticate({"authorization": f"Bearer {good}"}).email == "good@example.com"
 
 
