@@ -150,16 +150,31 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, "Core"], tuple[Any, str]]] = {
 # ------------------------------------------------------------------ running
 
 
+def _remote_database(settings: "Settings") -> bool:
+    """True when MONGODB_URI names a host other than this machine."""
+    from urllib.parse import urlsplit
+
+    uri = settings.mongodb.uri.get_secret_value().strip() if settings.mongodb.uri else ""
+    if not uri:
+        return False  # the embedded store
+    hosts = urlsplit(uri).netloc.rpartition("@")[2].split(",")
+    return any(h.rsplit(":", 1)[0].strip("[]") not in ("localhost", "127.0.0.1", "::1") for h in hosts)
+
+
 def _confirm(settings: "Settings", args: argparse.Namespace, stdin: TextIO, stderr: TextIO) -> None:
-    """Against production, go on only with --yes or a typed "yes" on an interactive terminal."""
-    if settings.app.env != "production" or args.yes:
+    """Against production, or a remote database with APP_ENV=local (whose start-up seeds the demo admin
+    key into it), go on only with --yes or a typed "yes" on an interactive terminal."""
+    env = settings.app.env
+    if args.yes or not (env == "production" or (settings.is_local and _remote_database(settings))):
         return
     from shared.data.client import describe_backend
 
-    where = describe_backend(settings)
+    where = f"APP_ENV={env}, database {describe_backend(settings)}"
+    if env != "production":
+        where += " (a remote database: is APP_ENV right? local start-up seeds the demo admin key into it)"
     if not stdin.isatty():
-        raise Refused(f"APP_ENV=production ({where}): add --yes to run {args.command} without a terminal")
-    stderr.write(f"APP_ENV=production, database {where}.\nRun {args.command}? Type yes to continue: ")
+        raise Refused(f"{where}: add --yes to run {args.command} without a terminal")
+    stderr.write(f"{where}.\nRun {args.command}? Type yes to continue: ")
     stderr.flush()
     if stdin.readline().strip().lower() != "yes":
         raise Refused("not confirmed; nothing changed")

@@ -156,3 +156,13 @@ def test_production_needs_yes_or_a_typed_confirmation(production):
     assert code == 1 and "database is not reachable" in err
     code, _, err = run("list-users", "--yes")
     assert code == 1 and "database is not reachable" in err
+
+
+@pytest.mark.parametrize(("uri", "asks"), [("mongodb://db.example.net:27017/", True),
+                                           ("mongodb://u:p@127.0.0.1:1,[::1]:2/?replicaSet=r", False)])
+def test_local_env_with_a_remote_database_asks_too(fresh, monkeypatch, uri, asks):
+    """APP_ENV=local seeds the demo admin key at start: pointing it at a remote database by mistake is refused."""
+    monkeypatch.setenv("MONGODB_URI", uri)
+    code, _, err = run("list-users", stdin=Tty("no\n"))
+    assert code == 1
+    assert ("not confirmed" in err) is asks and ("remote database" in err) is asks
