@@ -235,6 +235,7 @@ class AuthService(BaseService):
     def _touch(self, digest: str, key_id: str) -> None:
         """Record last use at most once a minute per key, off the request path."""
         now = self._clock()
+        # Never used: due now (a monotonic clock may read under a minute just after boot).
         if now - self._last_used.get(digest, -LAST_USED_EVERY_S) < LAST_USED_EVERY_S:
             return
         self._last_used[digest] = now
@@ -330,7 +331,7 @@ class AuthService(BaseService):
             found = self._users.find_one({"external_id": external_id})
             if found is None:
                 raise errors.Unauthorized("An account with this email already exists; sign in with its API key") from None
-            return found  # type: ignore[no-any-return]
+            return found
         if bootstrap:
             self.logger.warning("bootstrap admin: first-seen %s principal %s (verified email %s) created as admin "
                                 "because ADMIN_EMAILS lists it", provider, user["id"], verified)
@@ -396,7 +397,7 @@ class AuthService(BaseService):
         return record, key
 
     def list_api_keys(self, user_id: str, *, limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        return self._keys.find_many(user_id, {"revoked_at": None}, limit=limit, cursor=cursor)  # type: ignore[no-any-return]
+        return self._keys.find_many(user_id, {"revoked_at": None}, limit=limit, cursor=cursor)
 
     def revoke_api_key(self, user_id: str, key_id: str) -> None:
         """Revoke the user's key: refused from now on here, and on every instance at once while Redis is up."""

@@ -29,7 +29,8 @@ FAILED_FETCH_RETRY_S = 5.0  # a failed key fetch is not retried sooner, whatever
 def _fetch_jwks(url: str) -> Mapping[str, Any]:
     import jwt
 
-    return jwt.PyJWKClient(url, cache_jwk_set=False, timeout=5).fetch_data()  # type: ignore[no-any-return]
+    data: Mapping[str, Any] = jwt.PyJWKClient(url, cache_jwk_set=False, timeout=5).fetch_data()
+    return data
 
 
 class EntraTokenVerifier:

@@ -341,3 +341,11 @@ def test_resubscribing_drops_the_whole_cache(repos, tmp_path):
     for _, on_gap in bus.subscribers:  # what a reconnect does: messages may have been missed
         on_gap()
     assert b.cached_principal(headers) is None
+
+
+def test_first_use_of_a_key_is_recorded_even_just_after_boot(repos, tmp_path):
+    """The monotonic clock starts near 0 at boot: the first use must not look like one a moment ago."""
+    auth = make_auth(repos, tmp_path, clock=Clock(now=5.0))
+    user, record, headers = new_key(repos, auth, f"boot-{time.time_ns()}@example.com")
+    auth.authenticate(headers)
+    assert repos.get_api_key_repository().get(user["id"], record["id"])["last_used_at"] is not None
