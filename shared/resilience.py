@@ -12,10 +12,12 @@ without a verdict on the provider's health.
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -50,6 +52,30 @@ def outcome_of(exc: BaseException) -> str:
     if isinstance(exc, UpstreamError):
         return exc.outcome
     return UNAVAILABLE
+
+
+def retry_after_from(headers: Mapping[str, str] | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds the upstream asked us to wait: ``retry-after-ms``, else ``retry-after`` as seconds or an
+    HTTP date (RFC 9110 10.2.3). None when absent or unreadable; never negative or infinite."""
+    if not headers:
+        return None
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            value = float(raw) / divisor
+        except ValueError:
+            continue
+        return max(0.0, value) if math.isfinite(value) else None
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - now())
 
 
 @dataclass(frozen=True)
@@ -93,6 +119,7 @@ class CircuitBreaker:
         self._reopen_at: float | None = None
         self._probes = 0
         self._last_error: str | None = None
+        self._last_outcome: str | None = None  # the class of the last failure (what opened it)
         self._opens = 0
 
     @property
@@ -143,6 +170,7 @@ class CircuitBreaker:
         with self._lock:
             self._failures += 1
             self._last_error = error
+            self._last_outcome = RATE_LIMITED if rate_limited else UNAVAILABLE
             probing = self._state in (HALF_OPEN, DISABLED + "_probe")
             if self._state == DISABLED + "_probe":
                 self._disable()
@@ -159,6 +187,7 @@ class CircuitBreaker:
         """The dependency is unusable as configured: stop calling it (see class docstring)."""
         with self._lock:
             self._last_error = error
+            self._last_outcome = MISCONFIGURED
             if self._state != DISABLED:
                 logger.error("%s is misconfigured and will not be called: %s", self.name, error)
             self._disable()
@@ -178,6 +207,7 @@ class CircuitBreaker:
             self._reopen_at = None
             self._probes = 0
             self._last_error = None
+            self._last_outcome = None
 
     def snapshot(self) -> dict[str, Any]:
         """State for health checks and stats."""
@@ -194,6 +224,7 @@ class CircuitBreaker:
                 "opens": self._opens,
                 "retry_in_s": retry_in,
                 "last_error": self._last_error,
+                "last_outcome": self._last_outcome,
             }
 
 
@@ -230,6 +261,12 @@ class Attempt:
     outcome: str
     error: str | None = None
     retry_after: float | None = None
+    cause: str | None = None  # skipped by its breaker: the outcome that opened it
+
+    @property
+    def effective_outcome(self) -> str:
+        """What the provider would answer now: a breaker opened by a rate limit is still a rate limit."""
+        return self.cause if self.outcome == BREAKER_OPEN and self.cause else self.outcome
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"provider": self.name, "outcome": self.outcome}
@@ -237,6 +274,8 @@ class Attempt:
             d["error"] = self.error
         if self.retry_after is not None:
             d["retry_after"] = round(self.retry_after, 3)
+        if self.cause:
+            d["cause"] = self.cause
         return d
 
 
@@ -264,6 +303,33 @@ class ChainExhausted(Exception):
         self.attempts = attempts
 
 
+def _describe(exc: BaseException) -> tuple[str, str | None]:
+    """(title, detail) of a failure, safe to log and show: our own words, never an SDK's repr."""
+    if isinstance(exc, ApiError):
+        return exc.title, exc.detail
+    return type(exc).__name__, None
+
+
+def record_outcome(breaker: CircuitBreaker, exc: BaseException) -> str:
+    """Record what a failed call says about the dependency on its breaker; returns the outcome.
+
+    ``NotFound`` is a healthy answer; ``unsupported`` gives back the call's slot without a verdict;
+    ``misconfigured`` disables the breaker; everything else is a failure (a rate limit with its
+    Retry-After)."""
+    outcome = outcome_of(exc)
+    title, detail = _describe(exc)
+    if outcome == NOT_FOUND:
+        breaker.record_success()
+    elif outcome == UNSUPPORTED:
+        breaker.release()
+    elif outcome == MISCONFIGURED:
+        breaker.record_misconfigured(detail or title)
+    else:
+        retry_after = exc.retry_after if isinstance(exc, UpstreamRateLimited) else None
+        breaker.record_failure(rate_limited=outcome == RATE_LIMITED, retry_after=retry_after, error=title)
+    return outcome
+
+
 def first_success(
     links: Iterable[tuple[str, T]],
     call: Callable[[T], R],
@@ -271,13 +337,15 @@ def first_success(
     *,
     on_outcome: Callable[[str, str], None] | None = None,
     bypass_breaker_for_last: bool = False,
+    stop_on: tuple[type[BaseException], ...] = (NotFound, ValidationFailed),
 ) -> ChainResult[R]:
     """Call ``call(target)`` on each ``(name, target)`` in order until one returns.
 
-    - ``NotFound`` and ``ValidationFailed`` end the chain at once (the request itself is the answer:
-      another provider would not change it) and count as a success for that provider's breaker.
-    - Any other exception is classified (``outcome_of``), recorded on the breaker, logged without
-      secrets (only the error's class and title) and the next link is tried.
+    - An exception of a ``stop_on`` class (default ``NotFound`` and ``ValidationFailed``) ends the chain
+      at once (the request itself is the answer: another provider would not change it) and counts as a
+      success for that provider's breaker.
+    - Any other exception is classified (``outcome_of``), recorded on the breaker (``record_outcome``),
+      logged without secrets (only the error's class and title) and the next link is tried.
     - A link whose breaker refuses is skipped as ``breaker_open`` (unless it is the last and
       ``bypass_breaker_for_last``: a chain that must still try something, e.g. the offline model).
     ``on_outcome(name, outcome)`` is called for every link tried (metrics). Raises ``ChainExhausted``.
@@ -290,32 +358,26 @@ def first_success(
             if not (bypass_breaker_for_last and i == len(seq) - 1):
                 snap = breaker.snapshot()
                 outcome = MISCONFIGURED if snap["misconfigured"] else BREAKER_OPEN
-                attempts.append(Attempt(name, outcome, snap["last_error"], breaker.retry_in() or None))
+                cause = snap["last_outcome"] if outcome == BREAKER_OPEN else None
+                attempts.append(Attempt(name, outcome, snap["last_error"], breaker.retry_in() or None, cause))
                 if on_outcome:
                     on_outcome(name, outcome)
                 continue
         try:
             value = call(target)
-        except (NotFound, ValidationFailed):
+        except stop_on:
             breaker.record_success()
             if on_outcome:
                 on_outcome(name, NOT_FOUND)
             raise
         except Exception as exc:  # noqa: BLE001 - any provider failure means: classify it, try the next one
-            outcome = outcome_of(exc)
-            title = exc.title if isinstance(exc, ApiError) else type(exc).__name__
-            detail = exc.detail if isinstance(exc, ApiError) else None
-            retry_after = exc.retry_after if isinstance(exc, UpstreamRateLimited) else None
-            if outcome == UNSUPPORTED:
-                breaker.release()
-            elif outcome == MISCONFIGURED:
-                breaker.record_misconfigured(detail or title)
-            else:
-                breaker.record_failure(rate_limited=outcome == RATE_LIMITED, retry_after=retry_after, error=title)
+            outcome = record_outcome(breaker, exc)
+            title, detail = _describe(exc)
             if not isinstance(exc, ApiError):
                 logger.warning("%s raised an unexpected %s", name, type(exc).__name__, exc_info=True)
             elif outcome != UNSUPPORTED:
                 logger.warning("%s failed: %s", name, title, extra={"provider": name, "outcome": outcome})
+            retry_after = exc.retry_after if isinstance(exc, UpstreamRateLimited) else None
             attempts.append(Attempt(name, outcome, detail or title, retry_after))
             if on_outcome:
                 on_outcome(name, outcome)
@@ -346,10 +408,10 @@ def exhausted_error(
     info = {"attempted": [a.as_dict() for a in attempts], **(extra or {})}
 
     def named(*outcomes: str) -> str | None:
-        match = [a for a in real if a.outcome in outcomes] or real or list(attempts)
+        match = [a for a in real if a.outcome in outcomes or a.effective_outcome in outcomes] or real or list(attempts)
         return match[-1].name if match else None
 
-    outcomes = {a.outcome for a in real}
+    outcomes = {a.effective_outcome for a in real}
     if not real:
         return UpstreamUnsupported(f"No configured provider offers {what}", provider=named(), extra=info)
     if RATE_LIMITED in outcomes and outcomes <= {RATE_LIMITED, BREAKER_OPEN}:

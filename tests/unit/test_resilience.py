@@ -19,6 +19,8 @@ from shared.resilience import (
     CircuitBreaker,
     exhausted_error,
     first_success,
+    record_outcome,
+    retry_after_from,
 )
 
 
@@ -137,3 +139,68 @@ def test_exhausted_error_classes():
     assert isinstance(err, UpstreamUnavailable) and err.provider == "p0"
     err = exhausted_error(attempts(UpstreamRateLimited(), UpstreamUnsupported("etf")), "quote AAPL")
     assert isinstance(err, UpstreamRateLimited) and err.provider == "p0"
+
+
+def test_breaker_opened_by_a_rate_limit_still_reads_as_rate_limited():
+    tick = Tick()
+    board = BreakerBoard(BreakerPolicy(cooldown_s=5), clock=tick)
+    with pytest.raises(ChainExhausted) as first:
+        first_success([("a", 1)], _raise(UpstreamRateLimited("slow down", retry_after=30)), board)
+    assert exhausted_error(first.value.attempts, "x").retry_after == 30
+    tick.t = 10
+    with pytest.raises(ChainExhausted) as ei:
+        first_success([("a", 1)], lambda t: t, board)
+    skipped = ei.value.attempts[0]
+    assert (skipped.outcome, skipped.cause, skipped.retry_after) == ("breaker_open", "rate_limited", 20)
+    err = exhausted_error(ei.value.attempts, "quote AAPL")
+    assert isinstance(err, UpstreamRateLimited) and err.retry_after == 20
+    assert err.extra["attempted"] == [{"provider": "a", "outcome": "breaker_open", "error": "Upstream rate limited",
+                                       "retry_after": 20, "cause": "rate_limited"}]
+
+
+def test_breaker_opened_by_failures_reads_as_unavailable():
+    board = BreakerBoard(BreakerPolicy(failure_threshold=1))
+    board["a"].record_failure(error="5xx")
+    with pytest.raises(ChainExhausted) as ei:
+        first_success([("a", 1)], lambda t: t, board)
+    assert ei.value.attempts[0].cause == "unavailable"
+    assert type(exhausted_error(ei.value.attempts, "x")) is UpstreamUnavailable
+
+
+def test_record_outcome_classifies_a_failure_on_its_breaker():
+    br = CircuitBreaker("p", BreakerPolicy(failure_threshold=1))
+    assert record_outcome(br, UpstreamRateLimited(retry_after=7)) == "rate_limited" and br.state == "open"
+    br.reset()
+    assert record_outcome(br, UpstreamMisconfigured("bad key")) == "misconfigured" and br.snapshot()["misconfigured"]
+    br.reset()
+    assert record_outcome(br, NotFound("no such thing")) == "not_found" and br.state == "closed"
+    assert record_outcome(br, RuntimeError("bug")) == "unavailable" and br.state == "open"
+
+
+@pytest.mark.parametrize("headers, expected", [
+    ({"retry-after": "30"}, 30.0),
+    ({"retry-after": "1.5"}, 1.5),
+    ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
+    ({"retry-after": "Wed, 21 Oct 2015 07:28:30 GMT"}, 30.0),
+    ({"retry-after": "soon"}, None),
+    ({"retry-after": "-5"}, 0.0),
+    ({"retry-after": "inf"}, None),
+    ({}, None),
+    (None, None),
+])
+def test_retry_after_from_headers(headers, expected):
+    from email.utils import parsedate_to_datetime
+
+    now = parsedate_to_datetime("Wed, 21 Oct 2015 07:28:00 GMT").timestamp()
+    assert retry_after_from(headers, now=lambda: now) == expected
+
+
+def test_stop_on_ends_the_chain_for_the_given_classes():
+    board = BreakerBoard()
+
+    class RequestRejected(Exception):
+        pass
+
+    with pytest.raises(RequestRejected):
+        first_success([("a", 1), ("b", 2)], _raise(RequestRejected()), board, stop_on=(RequestRejected,))
+    assert board.get("b") is None and board["a"].state == "closed"
