@@ -93,8 +93,10 @@ def build_chat_service(services: Any) -> Any:
     prefs = services.repos.get_user_preferences_repository()
 
     def preference(user_id: str) -> str | None:
-        doc = prefs.get_for_owner(user_id)
-        return (doc or {}).get("model_provider")
+        doc = prefs.get_for_owner(user_id) or {}
+        # Stored by UserService.replace_preferences as {"preferences": {"preferred_model_provider": ...}}.
+        provider = (doc.get("preferences") or {}).get("preferred_model_provider")
+        return provider if isinstance(provider, str) else None
 
     metrics = services.metrics
 
