@@ -7,14 +7,17 @@ Event stream of `process_query_streaming` (each an AgentEvent(event, data)):
   delta {text}                      answer text as the model streams it
   sources [ {provider, symbol, data_type, as_of, stale} ]
   usage {prompt_tokens, completion_tokens, total_tokens}
-  done {answer, tool_calls, sources, usage, model, provider, fallback_trace, ungrounded_numbers}
+  done {answer, tool_calls, sources, usage, model, provider, fallback_trace, ungrounded_numbers, truncated}
 or, instead of sources/usage/done, a final
-  error {status, type, title, detail, usage[, provider, fallback_trace]}   (RFC 9457-like body; usage = rounds completed)
+  error {status, type, title, detail, usage[, provider, fallback_trace]}   (RFC 9457-like body; usage = tokens reported so far)
 
 Guarantees: a provider failing before any answer text reaches the consumer is replaced by the next configured
 one (recorded in fallback_trace); after text was emitted a failure ends the stream with `error`. Closing the
-generator closes the model stream. Budget accounting is *not* done here: ChatService does it, from `usage`/`done`,
-the error event's `usage`, or (for a cancelled turn) what `on_usage` was last told.
+generator closes the model stream. A round's usage is the last one its stream reported (rounds add up). A round
+that stopped at the model's output limit (finish_reason "length") ends the turn: its tool calls, whose arguments
+may be cut, are never run, and `done` says `truncated: true`. Budget accounting is *not* done here:
+ChatService does it, from `usage`/`done`, the error event's `usage` (rounds completed plus what the failed
+round reported), or (for a cancelled turn) what `on_usage` was last told.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class AgentResult:
     provider: str
     fallback_trace: list[dict]
     ungrounded_numbers: list[str]
+    truncated: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -182,6 +186,7 @@ class StockAgent:
         current: str | None = None
         model_name = ""
         rounds = calls_made = 0
+        truncated = False
         stream = None
         try:
             while True:
@@ -202,6 +207,8 @@ class StockAgent:
                     yield AgentEvent("meta", {"model": model_name, "provider": name, "fallback_trace": list(trace)})
                 round_calls: list[ToolCall] = []
                 round_text: list[str] = []
+                round_usage = Usage()
+                finish_reason: str | None = None
                 try:
                     for ev in stream:
                         if ev.type == "delta" and ev.text:
@@ -211,15 +218,25 @@ class StockAgent:
                         elif ev.type == "tool_call" and ev.tool_call is not None:
                             round_calls.append(ev.tool_call)
                         elif ev.type == "usage" and ev.usage is not None:
-                            usage = usage + ev.usage
+                            round_usage = ev.usage  # the last report of a stream is its total
                             if on_usage is not None:
-                                on_usage(usage.to_dict())
+                                on_usage((usage + round_usage).to_dict())
+                        elif ev.type == "finish":
+                            finish_reason = ev.finish_reason
                 except ApiError as exc:
+                    usage = usage + round_usage
                     yield AgentEvent("error", error_body(exc, fallback_trace=list(trace), usage=usage.to_dict()), exc)
                     return
                 finally:
                     stream.close()
                     stream = None
+                usage = usage + round_usage
+                if finish_reason == "length":
+                    truncated = True
+                    if round_calls:
+                        logger.warning("%s stopped at its output limit inside %d tool call(s); they are not run",
+                                       current, len(round_calls))
+                    break
                 if not round_calls or not tools_allowed:
                     break
                 rounds += 1
@@ -244,7 +261,8 @@ class StockAgent:
                     messages.append(outcome.message())
             text = "".join(answer)
             if not text.strip():
-                text = "I could not produce an answer within the tool-call limits for this turn."
+                text = ("The model reached its output limit before it could answer." if truncated
+                        else "I could not produce an answer within the tool-call limits for this turn.")
                 yield AgentEvent("delta", {"text": text})
             sources = _dedupe_sources(outcomes)
             # The user's own numbers ("will it reach 200?") may be echoed without being invented.
@@ -257,6 +275,7 @@ class StockAgent:
             yield AgentEvent("done", {
                 "answer": text, "tool_calls": tool_log, "sources": sources, "usage": usage.to_dict(),
                 "model": model_name, "provider": current or "", "fallback_trace": trace, "ungrounded_numbers": ungrounded,
+                "truncated": truncated,
             })
         finally:
             if stream is not None:  # consumer closed us mid-stream: stop the model too

@@ -6,7 +6,7 @@ Guarantees:
   rounds completed so far, at least the estimate of question + partial answer);
 - continuing a conversation loads its messages through store.get (owner-checked: NotFound for another user's);
 - the first streamed event is `meta` and carries conversation_id;
-- the user message and the assistant answer (with tool calls, sources, usage, model, provider) are persisted
+- the user message and the assistant answer (with tool calls, sources, usage, model, provider, truncated) are persisted
   once the turn is done (exactly once: a failing store is logged and `done` is still sent); a failed or cancelled
   turn persists the partial answer with `error`/`cancelled` set;
 - a failing `on_turn` hook is logged and never breaks the stream;
@@ -69,7 +69,8 @@ class ChatService:
         return {
             "conversation_id": cid,
             "message": message,
-            **{k: done[k] for k in ("answer", "sources", "tool_calls", "usage", "model", "provider", "fallback_trace", "ungrounded_numbers")},
+            **{k: done[k] for k in ("answer", "sources", "tool_calls", "usage", "model", "provider", "fallback_trace",
+                                   "ungrounded_numbers", "truncated")},
         }
 
     def chat_stream(self, user_id: str, message: str, conversation_id: str | None = None,
@@ -132,7 +133,8 @@ class ChatService:
                         self.store.append_messages(user_id, cid, [user_msg, {
                             "role": "assistant", "content": d["answer"], "tool_calls": d["tool_calls"], "sources": d["sources"],
                             "usage": d["usage"], "model": d["model"], "provider": d["provider"],
-                            "fallback_trace": d["fallback_trace"], "ungrounded_numbers": d["ungrounded_numbers"], "created_at": _now(),
+                            "fallback_trace": d["fallback_trace"], "ungrounded_numbers": d["ungrounded_numbers"],
+                            "truncated": d["truncated"], "created_at": _now(),
                         }])
                     except Exception:  # the answer is complete: the client still gets it
                         logger.exception("persisting a chat turn failed")

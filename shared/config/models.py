@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 AppEnv = Literal["local", "k8s-local", "staging", "production", "test"]
 
@@ -145,22 +145,91 @@ class MarketSettings(_Section):
     refresh_batch_size: int = 50
 
 
-class ProviderModelSettings(_Section):
+class BreakerSettings(_Section):
+    """A circuit breaker's policy (see ``shared.resilience.BreakerPolicy``)."""
+
+    failure_threshold: int = Field(default=3, ge=1)
+    cooldown_s: float = Field(default=30.0, ge=0)
+    half_open_max_calls: int = Field(default=1, ge=1)
+    open_on_rate_limit: bool = True
+    misconfigured_recheck_s: float = Field(default=900.0, ge=0)
+
+
+class ModelClientSettings(_Section):
+    """How one model provider is called.
+
+    Timeouts: ``connect_timeout_s`` to open the connection; ``first_token_timeout_s`` is the longest
+    silence tolerated, which is the wait for the first token (reasoning models think for a long time
+    before it) and any pause after it; ``stream_timeout_s`` bounds one whole answer. ``max_retries``
+    quick retries (each wait at most ``models.retry_wait_max_s``) happen only when no fallback provider
+    is left: with one behind, a failure falls back at once.
+    """
+
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    first_token_timeout_s: float = Field(default=120.0, gt=0)
+    stream_timeout_s: float = Field(default=300.0, gt=0)
+    max_retries: int = Field(default=1, ge=0, le=5)
+
+
+class ProviderModelSettings(ModelClientSettings):
     api_key: SecretStr | None = None
     model: str | None = None
     base_url: str | None = None
-    timeout_s: float = 30.0
-    max_retries: int = 1
 
 
-class AzureOpenAISettings(_Section):
+class OpenAIModelSettings(ProviderModelSettings):
+    model: str | None = "gpt-4o-mini"
+
+
+class GrokModelSettings(ProviderModelSettings):
+    """xAI. The default is xAI's fast non-reasoning model with tool calling; GROK_MODEL overrides it."""
+
+    model: str | None = "grok-4-1-fast-non-reasoning"
+    base_url: str | None = "https://api.x.ai/v1"
+
+
+class CompatibleModelSettings(ProviderModelSettings):
+    """Any OpenAI-compatible endpoint. ``use_entra_id`` sends a Microsoft Entra ID token for
+    ``entra_scope`` instead of a key (Azure AI Foundry and other Azure-hosted endpoints)."""
+
+    use_entra_id: bool = False
+    entra_scope: str = "https://cognitiveservices.azure.com/.default"
+
+
+class AzureOpenAISettings(ModelClientSettings):
+    """Azure OpenAI. An ``endpoint`` ending in ``/openai/v1`` uses the v1 API through the plain OpenAI
+    client (no api_version); otherwise ``AzureOpenAI`` with ``api_version``. ``model`` names the model
+    the deployment serves (e.g. ``o4-mini``) so its parameter family applies; default: the deployment."""
+
     endpoint: str | None = None
     deployment: str | None = None
+    model: str | None = None
     api_version: str = "2024-10-21"
     api_key: SecretStr | None = None
     use_entra_id: bool = False
-    timeout_s: float = 30.0
-    max_retries: int = 1
+
+
+# Optional request parameters the model client sends (and a model family may reject).
+OptionalModelParam = Literal["temperature", "tool_choice", "stream_options"]
+
+
+class ModelFamily(_Section):
+    """Request parameters a family of models rejects; ``match`` holds name patterns (fnmatch, case-insensitive)."""
+
+    match: list[str] = Field(min_length=1)
+    omit: list[OptionalModelParam] = Field(default_factory=list)
+
+
+# Which parameters each model family rejects. The most specific (longest) matching pattern wins, so
+# "gpt-5-chat*" (a chat model) beats "gpt-5*" (reasoning). OpenAI reasoning models (o-series, gpt-5)
+# accept only the default temperature; xAI documents that its reasoning models reject penalties and
+# `stop`, and temperature is left out for them as well (harmless where it is accepted).
+DEFAULT_MODEL_FAMILIES: dict[str, dict[str, Any]] = {
+    "openai-reasoning": {"match": ["o1*", "o3*", "o4*", "gpt-5*"], "omit": ["temperature"]},
+    "openai-chat": {"match": ["gpt-5-chat*"], "omit": []},
+    "grok-reasoning": {"match": ["grok-3-mini*", "grok-4*", "grok-code*"], "omit": ["temperature"]},
+    "grok-non-reasoning": {"match": ["grok-*non-reasoning*"], "omit": []},
+}
 
 
 class ModelSettings(_Section):
@@ -169,10 +238,22 @@ class ModelSettings(_Section):
     fallback_order: list[str] = Field(default_factory=lambda: ["openai", "grok", "azure_openai", "compatible", "offline"])
     debug_prompt: bool = False
     temperature: float = 0.3
-    openai: ProviderModelSettings = ProviderModelSettings(model="gpt-4o-mini")
-    grok: ProviderModelSettings = ProviderModelSettings(model="grok-3-mini", base_url="https://api.x.ai/v1")
-    compatible: ProviderModelSettings = ProviderModelSettings()
+    retry_wait_max_s: float = Field(default=1.0, ge=0)
+    breaker: BreakerSettings = BreakerSettings()
+    # Entries given in config add to or replace the defaults by name.
+    families: dict[str, ModelFamily] = Field(default_factory=lambda: {
+        name: ModelFamily.model_validate(f) for name, f in DEFAULT_MODEL_FAMILIES.items()})
+    openai: OpenAIModelSettings = OpenAIModelSettings()
+    grok: GrokModelSettings = GrokModelSettings()
+    compatible: CompatibleModelSettings = CompatibleModelSettings()
     azure_openai: AzureOpenAISettings = AzureOpenAISettings()
+
+    @field_validator("families", mode="before")
+    @classmethod
+    def _merge_default_families(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {**DEFAULT_MODEL_FAMILIES, **value}
+        return value
 
 
 class ChatSettings(_Section):

@@ -39,6 +39,7 @@ class ChatResponse(BaseModel):
     provider: str | None = None
     fallback_trace: list[dict[str, Any]]
     ungrounded_numbers: list[str] = []
+    truncated: bool = Field(False, description="The model stopped at its output limit: the answer is incomplete")
 
 
 class ChatSummary(BaseModel):
@@ -69,6 +70,7 @@ class ModelInfo(BaseModel):
     default: bool
     healthy: bool
     breaker: str
+    misconfigured: bool = False
 
 
 class ModelsResponse(BaseModel):

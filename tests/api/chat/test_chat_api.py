@@ -1,15 +1,44 @@
 """Chat through HTTP: JSON and SSE (parsed with a real SSE client), persistence, ownership, budget,
 and the OpenAI-compatible path through the real openai SDK against a local fake server."""
 
+import contextlib
 import json
 import re
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from tests.unit.ai.fake_openai import FakeOpenAIServer, text_reply, tool_reply
+from tests.conftest import ADMIN_KEY, make_settings
+from tests.unit.ai.fake_openai import FakeOpenAIServer, sse_fixture, text_reply, tool_reply
+
+ADMIN = {"X-API-Key": ADMIN_KEY}
+
+
+@contextlib.contextmanager
+def served(settings: Any) -> Iterator[Any]:
+    """A Core built from `settings`, installed and served through the ASGI app (admin seeded)."""
+    from starlette.testclient import TestClient
+
+    from devhost.app import build_asgi_app
+    from shared.runtime import build_core, set_core
+
+    core = build_core(settings)
+    core.services.auth.seed_local_admin()
+    previous = set_core(core)
+    try:
+        with TestClient(build_asgi_app()) as c:
+            yield c
+    finally:
+        set_core(previous)
+        core.close()
+
+
+def openai_at(srv: FakeOpenAIServer, **models: Any) -> dict:
+    return {"openai": {"api_key": "sk-test-0123456789", "base_url": srv.base_url, "model": "gpt-test", "max_retries": 0}, **models}
 
 
 def sse_events(client, headers, body, path="/api/v1/chat/stream"):
@@ -102,47 +131,54 @@ def test_models_lists_providers_without_keys(client, make_user):
 
 
 def test_token_budget_exceeded_is_429(tmp_path):
-    from devhost.app import build_asgi_app
-    from shared.runtime import build_core, set_core
-    from starlette.testclient import TestClient
-    from tests.conftest import ADMIN_KEY, make_settings
+    with served(make_settings(tmp_path, chat={"daily_token_budget": 50})) as c:
+        assert c.post("/api/v1/chat", json={"message": "Quote AAPL"}, headers=ADMIN).status_code == 200
+        r = c.post("/api/v1/chat/stream", json={"message": "Quote AAPL"}, headers=ADMIN)
+        assert r.status_code == 429 and r.headers["content-type"].startswith("application/problem+json")
+        assert int(r.headers["retry-after"]) > 0 and r.json()["retry_after"] > 0
 
-    core = build_core(make_settings(tmp_path, chat={"daily_token_budget": 50}))
-    core.services.auth.seed_local_admin()
-    previous = set_core(core)
-    try:
-        with TestClient(build_asgi_app()) as c:
-            headers = {"X-API-Key": ADMIN_KEY}
-            assert c.post("/api/v1/chat", json={"message": "Quote AAPL"}, headers=headers).status_code == 200
-            r = c.post("/api/v1/chat/stream", json={"message": "Quote AAPL"}, headers=headers)
-            assert r.status_code == 429 and r.headers["content-type"].startswith("application/problem+json")
-            assert int(r.headers["retry-after"]) > 0 and r.json()["retry_after"] > 0
-    finally:
-        set_core(previous)
-        core.close()
+
+def test_preferred_model_provider_is_used(tmp_path):
+    """PUT /users/me/preferences with openai: the next chat without `provider` goes to openai."""
+    with FakeOpenAIServer() as srv:
+        srv.push(text_reply("Answer from the preferred provider."))
+        settings = make_settings(tmp_path, models=openai_at(srv, provider="offline", fallback_order=["offline", "openai"]))
+        with served(settings) as c:
+            before = c.post("/api/v1/chat", json={"message": "hello"}, headers=ADMIN).json()
+            put = c.put("/api/v1/users/me/preferences", json={"preferred_model_provider": "openai"}, headers=ADMIN)
+            assert put.status_code == 200, put.text
+            after = c.post("/api/v1/chat", json={"message": "hello"}, headers=ADMIN)
+    assert before["provider"] == "offline"
+    assert after.status_code == 200 and after.json()["provider"] == "openai" and after.json()["model"] == "gpt-test"
+    assert after.json()["answer"] == "Answer from the preferred provider." and len(srv.requests) == 1
+
+
+def test_answer_cut_at_the_output_limit_is_reported_truncated(tmp_path):
+    with FakeOpenAIServer() as srv:
+        srv.push(sse_fixture("openai_length_text.sse"), sse_fixture("openai_length_tool_call.sse"),
+                 sse_fixture("openai_answer_text.sse"))
+        with served(make_settings(tmp_path, models=openai_at(srv, provider="openai"))) as c:
+            cut = c.post("/api/v1/chat", json={"message": "Apple news?"}, headers=ADMIN).json()
+            events = sse_events(c, ADMIN, {"message": "RSI of AAPL?"})
+            whole = c.post("/api/v1/chat", json={"message": "AAPL?"}, headers=ADMIN).json()
+            stored = c.get(f"/api/v1/chats/{cut['conversation_id']}", headers=ADMIN).json()["messages"][1]
+    assert cut["truncated"] is True and cut["answer"] == "Apple reported record services revenue and"
+    assert stored["truncated"] is True
+    done = events[-1][1]
+    assert events[-1][0] == "done" and done["truncated"] is True and done["tool_calls"] == []
+    assert "tool_call" not in [e for e, _ in events]  # cut arguments are never executed
+    assert whole["truncated"] is False
 
 
 def test_openai_compatible_endpoint_streams_its_tokens_with_tool_use(tmp_path):
     """OPENAI_BASE_URL pointed at an OpenAI-compatible server: its tokens stream, with a tool round."""
-    from devhost.app import build_asgi_app
-    from shared.runtime import build_core, set_core
-    from starlette.testclient import TestClient
-    from tests.conftest import ADMIN_KEY, make_settings
-
     with FakeOpenAIServer() as srv:
         srv.push(tool_reply([("get_quote", {"symbol": "AAPL"})]), text_reply("AAPL trades where the quote says."))
         settings = make_settings(tmp_path, models={"provider": "compatible", "allow_fallback": False,
                                                    "compatible": {"base_url": srv.base_url, "model": "local-llm",
-                                                                  "api_key": "x", "timeout_s": 5}})
-        core = build_core(settings)
-        core.services.auth.seed_local_admin()
-        previous = set_core(core)
-        try:
-            with TestClient(build_asgi_app()) as c:
-                events = sse_events(c, {"X-API-Key": ADMIN_KEY}, {"message": "Quote for AAPL?"})
-        finally:
-            set_core(previous)
-            core.close()
+                                                                  "api_key": "x", "first_token_timeout_s": 5}})
+        with served(settings) as c:
+            events = sse_events(c, ADMIN, {"message": "Quote for AAPL?"})
         names = [e for e, _ in events]
         assert events[0][1]["provider"] == "compatible" and events[0][1]["model"] == "local-llm"
         assert "tool_call" in names and "tool_result" in names and names[-1] == "done"
@@ -159,7 +195,6 @@ def test_first_event_arrives_fast_over_a_real_socket(tmp_path):
 
     from devhost.app import build_asgi_app
     from shared.runtime import build_core, set_core
-    from tests.conftest import ADMIN_KEY, make_settings
 
     with FakeOpenAIServer() as srv:
         srv.push(text_reply("Slow model answer.", first_delay=0.8))

@@ -214,7 +214,7 @@ def openai_settings(srv: Any, **extra) -> Settings:
     models = {
         "provider": "openai",
         "fallback_order": ["openai", "offline"],
-        "openai": {"api_key": "test-key", "base_url": srv.base_url, "model": "gpt-test", "timeout_s": 2.0, "max_retries": 0},
+        "openai": {"api_key": "test-key", "base_url": srv.base_url, "model": "gpt-test", "first_token_timeout_s": 2.0, "max_retries": 0},
     }
     models.update(extra.pop("models", {}))
     return make_settings(models=models, **extra)

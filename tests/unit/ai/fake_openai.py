@@ -8,20 +8,28 @@ Usage:
 Replies are taken from the script queue in order; when it is empty, `responder(request_body)` decides
 (default: text "ok"). Every request is recorded in `srv.requests` as {path, headers, body}.
 Supports non-stream JSON, SSE streams (`data: {...}` + `data: [DONE]`), tool-call argument deltas split
-across chunks, the usage chunk (stream_options.include_usage), scripted HTTP errors (429/500/400 with an
-error code), a slow first token, a delay between chunks and a stream cut mid-answer. Client disconnects
-while streaming are counted in `srv.disconnects`. Serves on 127.0.0.1 only, on a free port, in a daemon thread.
+across chunks, the usage chunk (stream_options.include_usage), scripted HTTP errors (the API's error object,
+with any headers, e.g. `retry-after`), a recorded stream replayed byte for byte (`sse_fixture`, from
+tests/fixtures/upstream/openai/), any raw body (empty, malformed JSON, an HTML gateway page), a connection
+reset before any response (`reset_reply`), a slow first token, a delay between chunks and a stream cut
+mid-answer. Client disconnects while streaming are counted in `srv.disconnects`. Serves on 127.0.0.1 only,
+on a free port, in a daemon thread.
 """
 
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "upstream" / "openai"
 
 
 @dataclass
@@ -39,6 +47,11 @@ class Reply:
     usage: tuple[int, int] = (11, 7)
     finish_reason: str | None = None
     model: str = "fake-model"
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+    sse: str | None = None  # a whole SSE body, sent as is (one write per event)
+    body: bytes | None = None  # a raw response body with `status` and `content_type`
+    content_type: str = "application/json"
+    reset: bool = False  # reset the connection (RST) instead of answering
 
 
 def text_reply(text: str, **kw: Any) -> Reply:
@@ -49,8 +62,32 @@ def tool_reply(calls: list[tuple[str, Any]], text: str | None = None, **kw: Any)
     return Reply(text=text, tool_calls=list(calls), **kw)
 
 
-def error_reply(status: int, message: str = "scripted error", code: str | None = None, **kw: Any) -> Reply:
-    return Reply(status=status, error_message=message, error_code=code, **kw)
+def error_reply(status: int, message: str = "scripted error", code: str | None = None,
+                headers: dict[str, str] | None = None, **kw: Any) -> Reply:
+    """The API's error object with `status` (and e.g. `{"retry-after": "30"}`)."""
+    return Reply(status=status, error_message=message, error_code=code, headers=dict(headers or {}), **kw)
+
+
+def sse_fixture(name: str, **kw: Any) -> Reply:
+    """A recorded-shape stream from tests/fixtures/upstream/openai/, replayed byte for byte."""
+    return Reply(sse=(FIXTURES / name).read_text(encoding="utf-8"), **kw)
+
+
+def raw_reply(status: int, body: bytes, content_type: str = "application/json", **kw: Any) -> Reply:
+    return Reply(status=status, body=body, content_type=content_type, **kw)
+
+
+def reset_reply() -> Reply:
+    return Reply(reset=True)
+
+
+def record_sdk_retry_waits(monkeypatch: Any) -> list[dict]:
+    """Replace the openai SDK's own retry wait with a recorder: the list of waits it would have made."""
+    from openai._base_client import SyncAPIClient
+
+    waits: list[dict] = []
+    monkeypatch.setattr(SyncAPIClient, "_sleep_for_retry", lambda self, **kw: waits.append(kw))
+    return waits
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -73,10 +110,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": "not found", "type": "invalid_request_error", "code": None}})
             return
         reply = owner._next(body)
+        if reply.reset:
+            # SO_LINGER 0: close() sends RST, as a proxy dropping the connection does.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        if reply.body is not None:
+            self._send(reply.status, reply.body, reply.content_type, reply.headers)
+            return
         if reply.status != 200:
-            headers = {"retry-after": "0"} if reply.status == 429 else {}
-            self._json(reply.status, {"error": {"message": reply.error_message, "type": "invalid_request_error"
-                                                 if reply.status == 400 else "server_error", "code": reply.error_code}}, headers)
+            kind = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
+                    429: "requests"}.get(reply.status, "server_error")
+            self._json(reply.status, {"error": {"message": reply.error_message, "type": kind, "param": None,
+                                                "code": reply.error_code}}, reply.headers)
             return
         if body.get("stream"):
             self._stream(reply, body)
@@ -85,9 +132,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- helpers ---------------------------------------------------------------------------------
     def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
+        self._send(status, json.dumps(payload).encode(), "application/json", headers)
+
+    def _send(self, status: int, data: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -140,11 +189,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
+        for k, v in r.headers.items():
+            self.send_header(k, v)
         self.end_headers()
         try:
             self.wfile.flush()
             if r.first_delay:
                 time.sleep(r.first_delay)
+            if r.sse is not None:
+                for n, event in enumerate(r.sse.split("\n\n")):
+                    if r.cut_after is not None and n >= r.cut_after:
+                        return  # connection closes: stream cut mid-answer
+                    if n and r.chunk_delay:
+                        time.sleep(r.chunk_delay)
+                    self.wfile.write(event.encode() + b"\n\n")
+                    self.wfile.flush()
+                return
             for n, c in enumerate(self._chunks(r, body)):
                 if r.cut_after is not None and n >= r.cut_after:
                     self.wfile.flush()

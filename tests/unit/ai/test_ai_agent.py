@@ -4,7 +4,7 @@ import json
 
 import pytest
 from ai_fakes import AS_OF, NewsItem, ScriptedModel, make_settings, openai_settings
-from fake_openai import error_reply, text_reply, tool_reply
+from fake_openai import error_reply, sse_fixture, text_reply, tool_reply
 
 from shared.ai.agent import StockAgent, bound_history
 from shared.ai.factory import ModelFactory
@@ -125,13 +125,13 @@ def test_fallback_before_first_token_to_offline(fake_openai, market, user_data):
     assert evs[0].event == "meta" and evs[0].data["provider"] == "offline"
     done = evs[-1].data
     assert done["provider"] == "offline" and "189.84" in done["answer"]
-    assert done["fallback_trace"] == [{"provider": "openai", "error": "openai failed with HTTP 500"}]
+    assert done["fallback_trace"] == [{"provider": "openai", "outcome": "unavailable", "error": "openai failed with HTTP 500"}]
     assert len(fake_openai.requests) == 1
 
 
 def test_slow_first_token_falls_back(fake_openai, market, user_data):
     fake_openai.push(text_reply("too late", first_delay=3.0))
-    settings = openai_settings(fake_openai, models={"openai": {"api_key": "k", "base_url": fake_openai.base_url, "timeout_s": 0.3, "max_retries": 0}})
+    settings = openai_settings(fake_openai, models={"openai": {"api_key": "k", "base_url": fake_openai.base_url, "first_token_timeout_s": 0.3, "max_retries": 0}})
     res = StockAgent(market, user_data, ModelFactory(settings), settings).process_query("AAPL price", "alice", [])
     assert res.provider == "offline" and res.fallback_trace[0]["provider"] == "openai"
 
@@ -148,6 +148,51 @@ def test_failure_after_first_token_is_an_error_event_not_a_switch(fake_openai, m
     assert err["status"] == 502 and err["type"] == "/problems/model-unavailable" and err["provider"] == "openai"
     assert len(fake_openai.requests) == 1
     assert market.calls == []
+
+
+def openai_agent(fake_openai, market, user_data, **kw):
+    settings = openai_settings(fake_openai, **kw)
+    return StockAgent(market, user_data, ModelFactory(settings), settings)
+
+
+def test_tool_call_cut_at_the_output_limit_is_never_run(fake_openai, market, user_data):
+    fake_openai.push(sse_fixture("openai_length_tool_call.sse"))
+    evs = events_of(openai_agent(fake_openai, market, user_data), "RSI of AAPL?")
+    done = evs[-1].data
+    assert evs[-1].event == "done" and done["truncated"] is True
+    assert market.calls == [] and done["tool_calls"] == [] and "tool_call" not in [e.event for e in evs]
+    assert done["answer"] == "The model reached its output limit before it could answer."
+    assert len(fake_openai.requests) == 1  # the turn ends: no second round on cut arguments
+    assert done["usage"]["total_tokens"] == 698
+
+
+def test_answer_cut_at_the_output_limit_is_reported_as_truncated(fake_openai, market, user_data):
+    fake_openai.push(sse_fixture("openai_length_text.sse"))
+    res = openai_agent(fake_openai, market, user_data).process_query("Apple news?", "alice", [])
+    assert res.truncated is True and res.answer == "Apple reported record services revenue and"
+
+
+def test_complete_answer_is_not_truncated(fake_openai, market, user_data):
+    fake_openai.push(sse_fixture("openai_answer_text.sse"))
+    res = openai_agent(fake_openai, market, user_data).process_query("AAPL?", "alice", [])
+    assert res.truncated is False and res.answer == "AAPL trades at 189.84 USD (source: offline)."
+
+
+def test_running_usage_totals_are_counted_once_per_round(fake_openai, market, user_data):
+    fake_openai.push(sse_fixture("vllm_tool_call_running_usage.sse"), sse_fixture("vllm_running_usage.sse"))
+    reported: list[dict] = []
+    agent = openai_agent(fake_openai, market, user_data)
+    evs = list(agent.process_query_streaming("AAPL?", "alice", [], on_usage=reported.append))
+    assert evs[-1].data["usage"] == {"prompt_tokens": 1624, "completion_tokens": 27, "total_tokens": 1651}
+    assert [u["total_tokens"] for u in reported] == [826, 1651]
+    assert [c[0] for c in market.calls] == ["get_quote"]
+
+
+def test_parallel_tool_calls_without_index_are_both_run(fake_openai, market, user_data):
+    fake_openai.push(sse_fixture("index_omitted_parallel_tool_calls.sse"), text_reply("AAPL 189.84, MSFT 415.5."))
+    res = openai_agent(fake_openai, market, user_data).process_query("AAPL and MSFT?", "alice", [])
+    assert market.calls == [("get_quote", ("AAPL",)), ("get_quote", ("MSFT",))]
+    assert [c["arguments"] for c in res.tool_calls] == [{"symbol": "AAPL"}, {"symbol": "MSFT"}]
 
 
 def test_all_providers_failing_without_fallback_is_an_error(fake_openai, market, user_data):
@@ -271,7 +316,7 @@ def test_fallback_in_a_later_round_keeps_tool_results(market, user_data):
     assert [e.data["provider"] for e in evs if e.event == "meta"] == ["openai", "offline"]
     done = evs[-1].data
     assert done["provider"] == "offline" and "189.84" in done["answer"] and done["ungrounded_numbers"] == []
-    assert done["fallback_trace"] == [{"provider": "openai", "error": "gone"}]
+    assert done["fallback_trace"] == [{"provider": "openai", "outcome": "unavailable", "error": "gone"}]
     assert len([c for c in market.calls if c[0] == "get_quote"]) == 1
 
 

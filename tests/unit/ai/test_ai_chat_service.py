@@ -22,7 +22,7 @@ def test_conversation_continued_across_two_calls(market, user_data, store, budge
     first = svc.chat("alice", "What's the price of AAPL?")
     cid = first["conversation_id"]
     assert set(first) == {"conversation_id", "message", "answer", "sources", "tool_calls", "usage", "model", "provider",
-                          "fallback_trace", "ungrounded_numbers"}
+                          "fallback_trace", "ungrounded_numbers", "truncated"}
     assert "189.84" in first["answer"] and first["provider"] == "offline"
     second = svc.chat("alice", "and what about the news?", conversation_id=cid)
     assert second["conversation_id"] == cid
@@ -199,3 +199,13 @@ def test_cancelled_turn_charges_the_usage_of_completed_rounds(market, user_data,
     assert budget.used["alice"] == 5000
     cid = next(iter(store.chats))
     assert store.chats[cid]["messages"][1]["cancelled"] is True and store.chats[cid]["messages"][1]["usage"]["total_tokens"] == 5000
+
+
+def test_truncated_answer_is_flagged_in_the_response_and_the_stored_message(market, user_data, store, budget):
+    model = ScriptedModel([[ModelEvent("delta", text="Apple reported "), ModelEvent("usage", usage=Usage(30, 4, 34)),
+                            ModelEvent("finish", finish_reason="length")]])
+    svc = service(market, user_data, store, budget, settings=make_settings(models={"provider": "openai"}), clients={"openai": model})
+    out = svc.chat("alice", "news?")
+    assert out["truncated"] is True and out["answer"] == "Apple reported "
+    assert store.chats[out["conversation_id"]]["messages"][1]["truncated"] is True
+    assert budget.used["alice"] == 34
