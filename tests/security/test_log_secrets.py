@@ -55,7 +55,7 @@ def test_no_secret_reaches_the_logs(tmp_path, level):
             models={"provider": "compatible", "allow_fallback": True, "fallback_order": ["compatible", "offline"],
                     "openai": {"api_key": OPENAI_KEY},
                     "compatible": {"base_url": srv.base_url, "model": "m", "api_key": COMPAT_KEY,
-                                   "timeout_s": 2, "max_retries": 0}},
+                                   "first_token_timeout_s": 2, "max_retries": 0}},
             market={"alpha_vantage": {"api_key": AV_KEY}},
             redis={"url": f"redis://:{REDIS_PASSWORD}@127.0.0.1:{closed_port()}/0"},
         )

@@ -81,7 +81,7 @@ def test_injected_news_reaches_a_real_model_fenced_and_stripped(tmp_path):
     with FakeOpenAIServer() as srv:
         srv.push(tool_reply([("get_news", {"symbol": "AAPL"})]), text_reply("Apple news summarised."))
         models = {"provider": "compatible", "allow_fallback": False,
-                  "compatible": {"base_url": srv.base_url, "model": "m", "api_key": "x", "timeout_s": 5}}
+                  "compatible": {"base_url": srv.base_url, "model": "m", "api_key": "x", "first_token_timeout_s": 5}}
         with _serve(tmp_path, models) as client:
             r = client.post("/api/v1/chat", json={"message": "Latest news on AAPL"}, headers=ADMIN)
     assert r.status_code == 200, r.text
