@@ -90,13 +90,12 @@ def build_chat_service(services: Any) -> Any:
 
     settings = services.settings
     agent = StockAgent(market=services.market, user_data=AgentUserData(services), factory=services.models, settings=settings)
-    prefs = services.repos.get_user_preferences_repository()
+    users = services.users
 
     def preference(user_id: str) -> str | None:
-        doc = prefs.get_for_owner(user_id) or {}
-        # Stored by UserService.replace_preferences as {"preferences": {"preferred_model_provider": ...}}.
-        provider = (doc.get("preferences") or {}).get("preferred_model_provider")
-        return provider if isinstance(provider, str) else None
+        # The typed reader of preferences, not the stored document: its layout is the users service's.
+        provider: str | None = users.get_preferences(user_id).preferred_model_provider
+        return provider
 
     metrics = services.metrics
 
