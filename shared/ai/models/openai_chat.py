@@ -287,7 +287,8 @@ class OpenAIChat(BaseModelClient):
                         raise ModelUnavailable(f"{self.provider} did not finish its answer within "
                                                f"{self._settings.stream_timeout_s:g} s", provider=self.provider)
             except Exception as exc:  # GeneratorExit (the consumer closed us) is not an Exception: it passes
-                failure, cause = translate_openai_error(exc, self.provider), exc
+                failure = translate_openai_error(exc, self.provider)
+                cause = exc if failure is not exc else None
             if failure is None and finish_reason is None:
                 # The connection ended without a finish_reason: a cut stream, not a complete answer.
                 failure = ModelUnavailable(f"{self.provider} stream ended before the answer was complete", provider=self.provider)
