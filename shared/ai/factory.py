@@ -214,6 +214,19 @@ class ModelFactory:
             })
         return out
 
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Healthy while the default provider's breaker is neither open nor disabled (fallbacks keep chat
+        working). Details: the default `provider` and its `breaker`; every configured provider's breaker
+        snapshot (`providers`) and those whose upstream rejected our configuration (`misconfigured`), which
+        make the status `degraded` even while another provider answers."""
+        default = self.resolve()
+        providers = {p: self._breakers[p].snapshot() for p in self.configured_providers()}
+        misconfigured = sorted(p for p, snap in providers.items() if snap["misconfigured"])
+        state = str(providers[default]["state"])
+        healthy = state not in ("open", DISABLED)
+        return healthy, {"status": "healthy" if healthy and not misconfigured else "degraded", "provider": default,
+                         "breaker": state, "providers": providers, "misconfigured": misconfigured}
+
     # -- calls with fallback -------------------------------------------------------------------
     def _debug_log(self, provider: str, messages: list[dict[str, Any]]) -> None:
         if self._m.debug_prompt and self.settings.app.env == "local":

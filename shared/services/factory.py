@@ -266,15 +266,8 @@ class ServiceFactory:
         ]
         probes.append(HealthProbe("market_data", False, lambda: self.market.health_check()))
         if "models" in self._services:
-            probes.append(HealthProbe("models", False, self._models_health))
+            probes.append(HealthProbe("models", False, lambda: self.models.health()))
         return probes
-
-    def _models_health(self) -> tuple[bool, dict[str, Any]]:
-        """Healthy while the default provider's breaker is not open (fallbacks keep chat working)."""
-        providers = self.models.describe()
-        default = next((p for p in providers if p["default"]), None)
-        ok = default is not None and default["healthy"]
-        return ok, {"provider": default["name"] if default else None, "breaker": default["breaker"] if default else None}
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Counters kept by services (cache hits/misses per data type, upstream calls per provider)."""

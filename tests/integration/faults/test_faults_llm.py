@@ -120,6 +120,20 @@ def test_outage_without_fallback_is_a_problem_of_its_class(tmp_path, fault):
     assert body["request_id"] == r.headers["x-request-id"]
 
 
+def test_rejected_key_shows_in_health_for_authenticated_callers(tmp_path):
+    with FakeOpenAIServer() as srv:
+        srv.push(FAULTS["invalid key"][0])
+        with serve(llm_settings(tmp_path, srv, allow_fallback=True)) as client:
+            assert client.post("/api/v1/chat", json={"message": "hello"}, headers=ADMIN).json()["provider"] == "offline"
+            public = client.get("/api/health").json()["components"]["models"]
+            detail = client.get("/api/health", headers=ADMIN).json()["components"]["models"]
+    assert public["status"] == "unhealthy" and public["details"] == {"provider": "compatible", "breaker": "disabled"}
+    assert detail["details"]["misconfigured"] == ["compatible"]
+    state = detail["details"]["providers"]["compatible"]
+    assert state["misconfigured"] is True and state["last_error"] == "compatible rejected our credentials (HTTP 401)"
+    assert KEY not in json.dumps(detail) and KEY[:6] + "***" not in json.dumps(detail)
+
+
 def test_rate_limited_first_provider_falls_back_at_once(tmp_path, sdk_sleeps):
     """A 429 asking for 30 s on the first provider: the next provider answers; nobody waited (the SDK
     never slept, and neither did we: the first server saw exactly one request although it allows 3 retries)."""

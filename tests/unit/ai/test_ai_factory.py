@@ -130,6 +130,19 @@ def test_misconfigured_provider_is_disabled_and_shown():
     assert described["breaker"] == "disabled" and described["misconfigured"] and not described["healthy"]
 
 
+def test_health_names_misconfigured_providers_and_degrades():
+    model = ScriptedModel([UpstreamMisconfigured("openai rejected our credentials (HTTP 401)", provider="openai")])
+    f = ModelFactory(make_settings(models={"provider": "openai"}), clients={"openai": model})
+    ok, details = f.health()
+    assert ok and details["status"] == "healthy" and (details["provider"], details["breaker"]) == ("openai", "closed")
+    assert details["misconfigured"] == [] and set(details["providers"]) == {"openai", "offline"}
+    list(f.open_stream(MSGS, None, f.candidates(), [])[2])
+    ok, details = f.health()
+    assert not ok and details["status"] == "degraded" and details["breaker"] == "disabled"
+    assert details["misconfigured"] == ["openai"]
+    assert details["providers"]["openai"]["last_error"] == "openai rejected our credentials (HTTP 401)"
+
+
 def test_every_provider_rate_limited_is_rate_limited_with_the_soonest_retry():
     model = ScriptedModel([UpstreamRateLimited("slow down", provider="openai", retry_after=30)])
     f = ModelFactory(make_settings(models={"provider": "openai", "allow_fallback": False}), clients={"openai": model})
