@@ -129,7 +129,8 @@ def build_core(
     model_clients: dict[str, Any] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> Core:
-    """Build the Core. Every argument left out is built from `settings` (real clients)."""
+    """Build the Core. Every argument left out is built from `settings` (real clients); `clock` is the
+    monotonic clock of the database breaker (tests move it instead of sleeping)."""
     settings = settings or load_settings()
     register_secrets(_secret_values(settings))
     started = time.perf_counter()
@@ -152,7 +153,7 @@ def build_core(
     if database is None:
         database = build_database(settings)
         closers.append(database.close)
-    repos = RepositoryFactory(database.db, settings, description=database.description)
+    repos = RepositoryFactory(database.db, settings, description=database.description, clock=clock or time.monotonic)
 
     from shared.services.factory import ServiceFactory
 

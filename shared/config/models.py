@@ -63,6 +63,10 @@ class MongoSettings(_Section):
     server_selection_timeout_ms: int = 1500  # a dead database answers 503 well within 2.5 s
     timeout_ms: int = 1500
     retry_writes: bool = True
+    # Consecutive timeouts/connection failures that open the database breaker; while it is open every
+    # request that needs the database answers 503 at once, and one probe goes through per cool-down.
+    breaker_failure_threshold: int = Field(3, ge=1)
+    breaker_cooldown_s: float = Field(5.0, gt=0)
     app_name: str = "stockagent-api"
     local_data_dir: str = ".data"
 
@@ -262,6 +266,13 @@ class ChatSettings(_Section):
     history_token_budget: int = 4000
     daily_token_budget: int = 200_000
     heartbeat_s: float = 15.0
+    # Chat turns in progress (streamed or not): over the per-user cap 429, over the per-instance cap 503.
+    max_streams_per_user: int = Field(20, ge=1)
+    max_streams_per_instance: int = Field(64, ge=1)
+    # A conversation holds at most this many messages (a turn adds two); then 422: start a new one.
+    max_conversation_messages: int = Field(200, ge=2)
+    # The model sees at most the last N stored messages (then trimmed to history_token_budget).
+    context_messages: int = Field(20, ge=0)
 
 
 class TimerSettings(_Section):

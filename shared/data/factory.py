@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.data import repositories as r
-from shared.data.repository import MongoGenericRepository
+from shared.data.errors import database_breaker_policy
+from shared.data.repository import MongoGenericRepository, ping_database
+from shared.resilience import CircuitBreaker
 
 if TYPE_CHECKING:
     from pymongo.database import Database
@@ -27,13 +29,15 @@ class RepositoryFactory:
     """
 
     def __init__(self, db: Database, settings: Settings | None = None, *, description: str | None = None,
-                 logger: logging.Logger | None = None) -> None:
+                 logger: logging.Logger | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._db = db
         self._settings = settings
         self._description = description
         self._repos: dict[type, MongoGenericRepository] = {}
         self._lock = threading.Lock()
         self.logger = logger or logging.getLogger(f"{__name__}.RepositoryFactory")
+        #: One breaker for the database, shared by every repository of this factory (see shared.data.errors).
+        self.breaker = CircuitBreaker("database", database_breaker_policy(settings), clock=clock)
 
     @property
     def db(self) -> Database:
@@ -45,7 +49,7 @@ class RepositoryFactory:
             with self._lock:
                 repo = self._repos.get(cls)
                 if repo is None:
-                    repo = cls(self._db, logger=self.logger.getChild(cls.collection_name))
+                    repo = cls(self._db, logger=self.logger.getChild(cls.collection_name), breaker=self.breaker)
                     self._repos[cls] = repo
         return repo  # type: ignore[return-value]
 
@@ -91,16 +95,8 @@ class RepositoryFactory:
     def get_market_snapshot_repository(self) -> r.MongoMarketSnapshotRepository:
         return self._get(r.MongoMarketSnapshotRepository)
 
-    def health_check(self, *, clock: Callable[[], float] = time.perf_counter) -> tuple[bool, dict[str, Any]]:
-        """(healthy, details) from one ping: `status`, `latency_ms`, `backend`; never raises."""
-        details: dict[str, Any] = {"component": "database"}
-        if self._description:
-            details["backend"] = self._description
-        started = clock()
-        try:
-            self._db.command("ping")
-        except Exception as exc:  # reported, not raised: health endpoints must answer
-            details.update(status="unavailable", error=type(exc).__name__)
-            return False, details
-        details.update(status="healthy", latency_ms=round((clock() - started) * 1000, 2))
-        return True, details
+    def health_check(self) -> tuple[bool, dict[str, Any]]:
+        """(healthy, details) from one ping through the breaker: `status`, `breaker`, `latency_ms` or
+        `error`, `backend`; never raises, and answers at once while the breaker is open."""
+        ok, details = ping_database(self._db, self.breaker)
+        return ok, {"component": "database", **({"backend": self._description} if self._description else {}), **details}

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from pymongo.collection import Collection
     from pymongo.database import Database
 
+    from shared.resilience import CircuitBreaker
+
 SortSpec = Sequence[tuple[str, int]] | str | None
 Page = tuple[list[dict[str, Any]], str | None]
 
@@ -116,12 +118,40 @@ def keyset_filter(sort: list[tuple[str, int]], values: list[Any]) -> dict[str, A
     return clauses[0] if len(clauses) == 1 else {"$or": clauses}
 
 
+#: Public methods that report instead of raising (and account for the breaker themselves).
+_UNWRAPPED = frozenset({"health_check"})
+
+
 def _wrap_public_methods(cls: type) -> None:
     """Run every public method defined on `cls` inside mongo_errors()."""
     for name, value in list(vars(cls).items()):
-        if name.startswith("_") or not inspect.isfunction(value) or getattr(value, "__mongo_translated__", False):
+        if (name.startswith("_") or name in _UNWRAPPED or not inspect.isfunction(value)
+                or getattr(value, "__mongo_translated__", False)):
             continue
         setattr(cls, name, translated(value))
+
+
+def ping_database(db: Database, breaker: CircuitBreaker | None = None,
+                  *, clock: Callable[[], float] = time.perf_counter) -> tuple[bool, dict[str, Any]]:
+    """(healthy, details) from one `ping` through the database breaker; never raises.
+
+    While the breaker is open no ping is sent: details say `breaker: open` at once. A failed ping
+    counts against the breaker and a successful one closes it, like any other call.
+    """
+    if breaker is not None and not breaker.allow():
+        return False, {"status": "unavailable", "error": "breaker_open", "breaker": breaker.state}
+    started = clock()
+    try:
+        db.command("ping")
+    except Exception as exc:  # reported, not raised: health endpoints must answer
+        if breaker is not None:
+            breaker.record_failure(error=type(exc).__name__)
+        details: dict[str, Any] = {"status": "unavailable", "error": type(exc).__name__}
+        return False, details | ({"breaker": breaker.state} if breaker is not None else {})
+    if breaker is not None:
+        breaker.record_success()
+    details = {"status": "healthy", "latency_ms": round((clock() - started) * 1000, 2)}
+    return True, details | ({"breaker": breaker.state} if breaker is not None else {})
 
 
 class MongoGenericRepository:
@@ -148,12 +178,14 @@ class MongoGenericRepository:
         collection_name: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         logger: logging.Logger | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         name = collection_name or self.collection_name
         if not name:
             raise ValueError(f"{type(self).__name__} needs a collection_name")
         self.collection_name = name
         self._db = db
+        self._breaker = breaker  # read by `translated`: every public method goes through it
         self._collection: Collection = db[name]
         self._clock = clock
         self.logger = logger or logging.getLogger(f"{type(self).__module__}.{type(self).__name__}")
@@ -345,15 +377,9 @@ class MongoGenericRepository:
         return 0 if prepared is None else self._collection.count_documents(prepared)
 
     def health_check(self) -> tuple[bool, dict[str, Any]]:
-        """(healthy, details) from a ping; never raises."""
-        component = f"{self.collection_name}_repository"
-        started = time.perf_counter()
-        try:
-            self._db.command("ping")
-        except Exception as exc:  # health checks report, they do not raise
-            return False, {"component": component, "status": "unavailable", "error": type(exc).__name__}
-        latency = round((time.perf_counter() - started) * 1000, 2)
-        return True, {"component": component, "status": "ready", "latency_ms": latency}
+        """(healthy, details) from a ping through the breaker (see `ping_database`); never raises."""
+        ok, details = ping_database(self._db, self._breaker)
+        return ok, {"component": f"{self.collection_name}_repository", **details}
 
 
 class OwnedRepository(MongoGenericRepository):

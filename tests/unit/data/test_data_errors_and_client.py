@@ -78,3 +78,62 @@ def test_client_options_from_settings():
     opts = client_options(s)
     assert opts["serverSelectionTimeoutMS"] == 1500 and opts["timeoutMS"] == 1500  # a dead database is a 503 within 2.5 s
     assert opts["retryWrites"] is False and opts["appname"] == "stockagent-api" and opts["tz_aware"] is True
+
+
+class _DeadCollection:
+    """A collection whose server never answers: every operation times out (counted)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.calls = 0
+
+    def __getattr__(self, name):
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        def dead(*args, **kwargs):
+            self.calls += 1
+            raise pe.ServerSelectionTimeoutError("127.0.0.1:1: connection refused")
+
+        return dead
+
+
+def test_breaker_counts_a_nested_repository_call_once_and_then_refuses_without_calling(db):
+    from shared.data.repositories import MongoWorkspaceRepository
+    from shared.resilience import BreakerPolicy, CircuitBreaker
+
+    now = [0.0]
+    breaker = CircuitBreaker("database", BreakerPolicy(failure_threshold=2, cooldown_s=5), clock=lambda: now[0])
+    repo = MongoWorkspaceRepository(db, breaker=breaker)
+    dead = repo._collection = _DeadCollection(repo._collection)
+    with pytest.raises(DatabaseUnavailable):
+        repo.insert_one("u1", {"name": "W"})  # _NamedOwnedRepository.insert_one -> OwnedRepository.insert_one
+    assert breaker.snapshot()["consecutive_failures"] == 1 and breaker.state == "closed"
+    with pytest.raises(DatabaseUnavailable):
+        repo.find_many("u1")
+    assert breaker.state == "open" and dead.calls == 2
+    with pytest.raises(DatabaseUnavailable) as info:
+        repo.get("u1", "0" * 24)
+    assert dead.calls == 2 and info.value.headers["Retry-After"] == "5"
+    now[0] += 5
+    repo._collection = dead._inner  # the database is back: the half-open probe succeeds and closes it
+    assert repo.find_many("u1") == ([], None)
+    assert breaker.state == "closed"
+
+
+def test_answers_from_the_server_are_not_breaker_failures(db):
+    from shared.data.repositories import MongoUserRepository
+    from shared.errors import NotFound
+    from shared.resilience import BreakerPolicy, CircuitBreaker
+
+    breaker = CircuitBreaker("database", BreakerPolicy(failure_threshold=1))
+    db["users"].create_index("email", unique=True)
+    repo = MongoUserRepository(db, breaker=breaker)
+    repo.insert_one({"email": "a@b.co"})
+    for _ in range(3):
+        with pytest.raises(Conflict):
+            repo.insert_one({"email": "A@b.co"})  # duplicate key: the server answered
+        with pytest.raises(NotFound):
+            repo.get("0" * 24)
+    assert breaker.state == "closed"

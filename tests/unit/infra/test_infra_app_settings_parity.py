@@ -49,6 +49,9 @@ DELIBERATELY_DEFAULTED = {
     "AZURE_OPENAI_USE_ENTRA_ID": "no Azure OpenAI resource in this template; set it by hand to use one",
     "ENTRA_ADMIN_ROLE": "config default (StockAgent.Admin) is the app role the docs tell you to define",
     "ADMIN_EMAILS": "optional one-off bootstrap of the first admin; set by hand when wanted (docs: First admin)",
+    "CHAT_MAX_STREAMS_PER_USER": "config default (20) is the production cap",
+    "CHAT_MAX_STREAMS_PER_INSTANCE": "config default (64) is the production cap",
+    "CHAT_MAX_CONVERSATION_MESSAGES": "config default (200) is the production cap",
 }
 
 # Set only when the matching parameter is given (an empty value would override the config files).
