@@ -12,6 +12,7 @@ import base64
 import binascii
 import inspect
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 
 SortSpec = Sequence[tuple[str, int]] | str | None
 Page = tuple[list[dict[str, Any]], str | None]
+
+#: Tries of an optimistic update without If-Match before it is Conflict, and the first back-off (doubling).
+CONTENTION_ATTEMPTS = 8
+CONTENTION_BACKOFF_S = 0.005
 
 #: Fields callers can never set through insert/update `changes`: the repository owns them.
 SYSTEM_FIELDS = frozenset({"_id", "id", "created_at", "updated_at", "version", "owner_id"})
@@ -288,9 +293,12 @@ class MongoGenericRepository:
     ) -> dict[str, Any]:
         """Apply `update` to the one document matching `base`, bumping version and updated_at.
 
-        With `check_version` the write is conditional on the version just read, so a
-        concurrent writer makes this Conflict (409) instead of a lost update;
-        `expected_version` that does not match the stored one is PreconditionFailed (412).
+        With `check_version` the write is conditional on the version just read, so each write
+        lands on a version it saw. `expected_version` (the client's If-Match) that does not match
+        the stored one is PreconditionFailed (412), and a concurrent writer after that check is
+        Conflict (409). Without `expected_version` the update does not depend on what the caller
+        read, so losing the race to another writer re-reads the version and tries again (up to
+        `CONTENTION_ATTEMPTS` in all, with a short random back-off) before it is Conflict.
         """
         from pymongo import ReturnDocument
 
@@ -299,20 +307,26 @@ class MongoGenericRepository:
         update = {op: dict(v) for op, v in update.items()}
         update.setdefault("$set", {})["updated_at"] = self._now()
         update.setdefault("$inc", {})["version"] = 1
-        query = dict(base)
-        if check_version or expected_version is not None:
-            current = self._collection.find_one(base, {"version": 1})
-            if current is None:
-                raise NotFound(f"{self._entity()} not found")
-            version = current.get("version")
-            _check_version(version, expected_version, self._entity())
-            query["version"] = version
-        doc = self._collection.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
-        if doc is None:
+        conditional = check_version or expected_version is not None
+        attempts = CONTENTION_ATTEMPTS if conditional and expected_version is None else 1
+        for attempt in range(attempts):
+            query = dict(base)
+            if conditional:
+                current = self._collection.find_one(base, {"version": 1})
+                if current is None:
+                    raise NotFound(f"{self._entity()} not found")
+                version = current.get("version")
+                _check_version(version, expected_version, self._entity())
+                query["version"] = version
+            doc = self._collection.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+            if doc is not None:
+                return self._normalize(doc)  # type: ignore[return-value]
             if self._collection.count_documents(base, limit=1) == 0:
                 raise NotFound(f"{self._entity()} not found")
-            raise Conflict(f"{self._entity()} was modified concurrently; reload and retry")
-        return self._normalize(doc)  # type: ignore[return-value]
+            if attempt + 1 < attempts:
+                # Random, growing back-off: writers that collided do not collide again in lockstep.
+                time.sleep(random.uniform(0, CONTENTION_BACKOFF_S * 2 ** attempt))
+        raise Conflict(f"{self._entity()} was modified concurrently; reload and retry")
 
     def _do_delete(self, base: dict[str, Any] | None, expected_version: int | None = None) -> None:
         if base is None:

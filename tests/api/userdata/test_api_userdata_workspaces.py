@@ -109,13 +109,37 @@ def test_requires_credentials(client):
     assert client.get(BASE, headers={"X-API-Key": "sak_wrong"}).status_code == 401
 
 
-def test_concurrent_stale_update_without_if_match_is_409(client, alice, core, monkeypatch):
+def test_update_without_if_match_retries_a_concurrent_write_instead_of_409(client, alice, core, monkeypatch):
     _, h = alice
-    ws = create(client, h, BASE, {"name": "race"})
+    ws = create(client, h, BASE, {"name": "race", "description": "theirs"})
     repo = core.repos.get_workspace_repository()
     # another writer lands between our read and our conditional write
-    monkeypatch.setattr(repo, "_collection", RacingCollection(repo._collection, on="find_one_and_update"))
+    racing = RacingCollection(repo._collection, on="find_one_and_update", also_set={"description": "theirs too"})
+    monkeypatch.setattr(repo, "_collection", racing)
     r = client.patch(f"{BASE}/{ws['id']}", json={"name": "mine"}, headers=h)
-    assert r.status_code == 409
+    assert racing.raced
+    assert r.status_code == 200, r.text
     monkeypatch.undo()
-    assert client.get(f"{BASE}/{ws['id']}", headers=h).json()["version"] == 2
+    stored = client.get(f"{BASE}/{ws['id']}", headers=h).json()
+    assert stored["version"] == 3 and stored["name"] == "mine"
+    assert stored["description"] == "theirs too"  # the other write is kept
+
+
+def test_parallel_patches_without_if_match_mostly_succeed(client, alice):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, h = alice
+    ws = create(client, h, BASE, {"name": "contended"})
+
+    def patch(i: int):
+        return client.patch(f"{BASE}/{ws['id']}", json={"description": f"writer {i}"}, headers=h)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(patch, range(20)))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 409}, statuses
+    ok = [r.json() for r in responses if r.status_code == 200]
+    assert len(ok) >= 18, statuses
+    stored = client.get(f"{BASE}/{ws['id']}", headers=h).json()
+    assert stored["version"] == 1 + len(ok)  # every success is one version: none overwrote another unseen
+    assert sorted(r["version"] for r in ok) == list(range(2, 2 + len(ok)))

@@ -45,9 +45,11 @@ def test_pagination_with_next_cursor(factory):
 
 
 def test_optimistic_concurrency_conflict(factory):
+    from shared.data.repository import CONTENTION_ATTEMPTS
+
     repo = factory.get_workspace_repository()
     w = repo.insert_one("u1", {"name": "W"})
-    repo._collection = RacingCollection(repo._collection)
+    repo._collection = RacingCollection(repo._collection, times=CONTENTION_ATTEMPTS)
     try:
         with pytest.raises(Conflict):
             repo.update_one("u1", w["id"], {"description": "lost"})

@@ -59,13 +59,31 @@ def test_expected_version_mismatch_is_412_and_match_succeeds(users):
     assert users.find_one({"id": u["id"]}) is None
 
 
-def test_concurrent_modification_between_read_and_write_is_conflict(users):
+def test_concurrent_modification_without_expected_version_is_retried(users):
     u = users.insert_one({"email": "a@b.co"})
-    users._collection = RacingCollection(users._collection)
+    users._collection = racing = RacingCollection(users._collection, also_set={"roles": ["user"]})
+    updated = users.update_one(u["id"], {"display_name": "mine"})
+    assert racing.races == 1 and updated["display_name"] == "mine" and updated["roles"] == ["user"]
+    assert updated["version"] == 3
+
+
+def test_modification_losing_every_retry_is_conflict(users):
+    from shared.data.repository import CONTENTION_ATTEMPTS
+
+    u = users.insert_one({"email": "a@b.co"})
+    users._collection = racing = RacingCollection(users._collection, times=CONTENTION_ATTEMPTS)
     with pytest.raises(Conflict) as info:
         users.update_one(u["id"], {"display_name": "lost update"})
-    assert info.value.status == 409
+    assert info.value.status == 409 and racing.races == CONTENTION_ATTEMPTS
     assert "display_name" not in users.get(u["id"])
+
+
+def test_concurrent_modification_after_an_if_match_check_is_conflict_at_once(users):
+    u = users.insert_one({"email": "a@b.co"})
+    users._collection = racing = RacingCollection(users._collection, times=5)
+    with pytest.raises(Conflict):
+        users.update_one(u["id"], {"display_name": "lost update"}, expected_version=1)
+    assert racing.races == 1  # the client named a version: no retry on another one
 
 
 def test_missing_and_malformed_ids_are_not_found(users):

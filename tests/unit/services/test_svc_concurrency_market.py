@@ -8,13 +8,20 @@ from svc_fakes import FakeQuotes
 from tests.racing import RacingCollection
 
 
-def test_concurrent_update_without_if_match_is_conflict(repos):
+def test_concurrent_update_without_if_match_is_retried_then_conflict(repos):
+    from shared.data.repository import CONTENTION_ATTEMPTS
+
     repo = repos.get_workspace_repository()
     svc = WorkspaceService(workspace_repository=repo)
     ws = svc.create_workspace("u1", WorkspaceCreate(name="A"))
-    repo._collection = RacingCollection(repo._collection, on="find_one_and_update", also_set={"name": "theirs"})
+    inner = repo._collection
+    repo._collection = RacingCollection(inner, on="find_one_and_update", also_set={"description": "theirs"})
+    assert svc.update_workspace("u1", ws.id, WorkspaceUpdate(name="mine")).name == "mine"  # one lost race: retried
+    assert svc.get_workspace("u1", ws.id).description == "theirs"  # the other write is kept
+    repo._collection = RacingCollection(inner, on="find_one_and_update", also_set={"name": "theirs"},
+                                        times=CONTENTION_ATTEMPTS)
     with pytest.raises(Conflict):
-        svc.update_workspace("u1", ws.id, WorkspaceUpdate(name="mine"))
+        svc.update_workspace("u1", ws.id, WorkspaceUpdate(name="mine again"))
     assert svc.get_workspace("u1", ws.id).name == "theirs"  # the other write is not lost
 
 
