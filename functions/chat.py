@@ -5,7 +5,7 @@ from typing import Any, Iterator
 import azure.functions as func
 
 from shared.http import RequestContext, openapi, route
-from shared.http.streaming import sse_response
+from shared.http.streaming import capped_sse_response
 from shared.http.schemas import PageQuery
 from shared.schemas.chat import ChatDetail, ChatPage, ChatPath, ChatRequest, ChatResponse
 
@@ -32,24 +32,30 @@ async def _start(ctx: RequestContext) -> Iterator[Any]:
 
 
 @route(bp, "v1/chat", methods=["POST"], body=ChatRequest, response=ChatResponse, rate_group="chat", tags=TAGS,
-       errors=(404, 429, 502), stream_media_type="text/event-stream")
+       errors=(404, 422, 429, 502, 503), stream_media_type="text/event-stream")
 async def chat(req, ctx: RequestContext):
-    """Ask the StockAgent; the answer cites its sources. With `stream: true` it streams like /chat/stream."""
+    """Ask the StockAgent; the answer cites its sources. With `stream: true` it streams like /chat/stream.
+
+    Turns in progress are capped per user (429) and per instance (503), both with Retry-After; a conversation
+    that reached its message cap answers 422 `conversation-full`: start a new one.
+    """
     if ctx.body.stream:
-        return sse_response(ctx, await _start(ctx), heartbeat_s=ctx.settings.chat.heartbeat_s)
+        return await capped_sse_response(ctx, lambda: _start(ctx), heartbeat_s=ctx.settings.chat.heartbeat_s)
     b = ctx.body
-    return await ctx.run(ctx.services.chat.chat, ctx.user.id, b.message, b.conversation_id, b.provider, b.temperature)
+    with ctx.core.stream_slots.acquire(ctx.user.id):
+        return await ctx.run(ctx.services.chat.chat, ctx.user.id, b.message, b.conversation_id, b.provider, b.temperature)
 
 
 @route(bp, "v1/chat/stream", methods=["POST"], body=ChatRequest, rate_group="chat", tags=TAGS,
-       errors=(404, 429, 502), stream_media_type="text/event-stream")
+       errors=(404, 422, 429, 502, 503), stream_media_type="text/event-stream")
 async def chat_stream(req, ctx: RequestContext):
     """Stream the answer as Server-Sent Events.
 
     Events: `meta`, `tool_call`, `tool_result`, `delta`, `sources`, `usage`, `error` (an RFC 9457 body), `done`;
-    a `: keep-alive` comment every 15 s.
+    a `: keep-alive` comment every 15 s. Streams in progress are capped per user (429) and per instance (503),
+    both answered at once with Retry-After before the stream starts.
     """
-    return sse_response(ctx, await _start(ctx), heartbeat_s=ctx.settings.chat.heartbeat_s)
+    return await capped_sse_response(ctx, lambda: _start(ctx), heartbeat_s=ctx.settings.chat.heartbeat_s)
 
 
 @route(bp, "v1/chats", query=PageQuery, response=ChatPage, tags=TAGS)

@@ -94,6 +94,12 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
+class TooManyStreams(RateLimited):
+    """The caller already has as many chat turns in progress as allowed."""
+
+    type, title = "too-many-streams", "Too many concurrent chat streams"
+
+
 class UpstreamError(ApiError):
     """An external service we call (LLM, market data) failed: 502.
 
@@ -175,6 +181,12 @@ class ServiceUnavailable(ApiError):
 
 class DatabaseUnavailable(ServiceUnavailable):
     type, title = "database-unavailable", "Database unavailable"
+
+
+class StreamCapacityFull(ServiceUnavailable):
+    """This instance already serves as many chat turns as it is configured for."""
+
+    type, title = "stream-capacity-full", "Chat stream capacity is full"
 
 
 class ConfigError(Exception):

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError, DatabaseUnavailable, ServiceUnavailable
 from shared.http.metrics import Metrics
+from shared.http.stream_slots import StreamSlots
 from shared.logging import configure_logging, register_secrets
 
 log = logging.getLogger("stockagent.runtime")
@@ -39,8 +40,9 @@ class Core:
     database: Any  # shared.data handle: .db, .description, .close()
     repos: Any
     services: Any
-    stream_executor: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=64, thread_name_prefix="stream"))
+    stream_slots: StreamSlots
+    # One thread per admitted stream: the instance cap is the pool size, so a stream never queues for one.
+    stream_executor: ThreadPoolExecutor
     backends: dict[str, str] = field(default_factory=dict)
     last_health: Any = None  # (monotonic time, probe results), reused briefly by shared.services.health
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -175,6 +177,9 @@ def build_core(
         database=database,
         repos=repos,
         services=services,
+        stream_slots=StreamSlots(settings.chat.max_streams_per_user, settings.chat.max_streams_per_instance),
+        stream_executor=ThreadPoolExecutor(max_workers=settings.chat.max_streams_per_instance,
+                                           thread_name_prefix="stream"),
         closers=closers,
     )
     core.backends = {

@@ -11,7 +11,7 @@ import asyncio
 import contextvars
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import orjson
 from starlette.responses import StreamingResponse
@@ -47,11 +47,14 @@ def _problem_of(ctx: "RequestContext", exc: BaseException) -> dict:
     return problem_body(exc, instance=ctx.request.url.path, request_id=ctx.request_id)
 
 
-async def _drain_in_thread(ctx: "RequestContext", events: Iterator[Any], stop: threading.Event) -> AsyncIterator[Any]:
-    """Drive a synchronous iterator in a worker thread, so the event loop never blocks on it.
+def _pump_in_thread(ctx: "RequestContext", events: Iterator[Any], stop: threading.Event,
+                    on_done: Callable[[], None] | None) -> asyncio.Queue[Any]:
+    """Drive a synchronous iterator in a worker thread from now on, so the event loop never blocks on
+    it; its items (or the exception it raised), then `_DONE`, arrive on the returned queue.
 
-    When the client goes away `stop` is set: the worker stops after the event in hand and
-    closes the iterator, which ends the upstream call (e.g. the model stream).
+    When the client goes away `stop` is set: the worker stops after the event in hand and closes the
+    iterator, which ends the upstream call (e.g. the model stream); then it calls `on_done()` (a
+    stream's concurrency slot is free once its thread is).
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -65,24 +68,36 @@ async def _drain_in_thread(ctx: "RequestContext", events: Iterator[Any], stop: t
         except BaseException as exc:  # handed to the event loop, which reports it in-band
             loop.call_soon_threadsafe(queue.put_nowait, exc)
         finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()
-            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+            try:
+                close = getattr(events, "close", None)
+                if close is not None:
+                    close()
+            finally:
+                if on_done is not None:
+                    on_done()
+                loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
     # Its own pool: a stream holds a thread for a whole model turn, short calls must not queue behind it.
     ctx.core.stream_executor.submit(contextvars.copy_context().run, pump)
+    return queue
+
+
+async def _drain(queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:
     while (item := await queue.get()) is not _DONE:
         yield item
 
 
-def sse_response(ctx: "RequestContext", events: Iterator[Any], *, heartbeat_s: float) -> StreamingResponse:
-    """Stream `events` (objects with `.event` and `.data`) as SSE, with a keep-alive comment every `heartbeat_s`."""
+def sse_response(ctx: "RequestContext", events: Iterator[Any], *, heartbeat_s: float,
+                 on_done: Callable[[], None] | None = None) -> StreamingResponse:
+    """Stream `events` (objects with `.event` and `.data`) as SSE, with a keep-alive comment every `heartbeat_s`.
+
+    A worker starts consuming `events` at once; `on_done()` runs when it has stopped (see `_pump_in_thread`)."""
     stop = threading.Event()
+    queue = _pump_in_thread(ctx, events, stop, on_done)
 
     async def body() -> AsyncIterator[bytes]:
         rid_token = request_id_var.set(ctx.request_id)  # the pipeline's context ended with the headers
-        source = _drain_in_thread(ctx, events, stop).__aiter__()
+        source = _drain(queue).__aiter__()
         pending: asyncio.Future | None = None
         try:
             while True:
@@ -114,6 +129,20 @@ def sse_response(ctx: "RequestContext", events: Iterator[Any], *, heartbeat_s: f
             request_id_var.reset(rid_token)
 
     return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def capped_sse_response(ctx: "RequestContext", start: Callable[[], Awaitable[Iterator[Any]]], *,
+                              heartbeat_s: float) -> StreamingResponse:
+    """Admit a stream under the caller's and the instance's caps (`Core.stream_slots`: 429 or 503 at once,
+    before anything starts), start it with `start()` (whose errors are still answered as problems) and
+    stream it as SSE. The slot is freed when the stream's worker stops: completion, error, or the client
+    going away (after the event in hand)."""
+    slot = ctx.core.stream_slots.acquire(ctx.user.id)
+    try:
+        return sse_response(ctx, await start(), heartbeat_s=heartbeat_s, on_done=slot.release)
+    except BaseException:
+        slot.release()
+        raise
 
 
 async def ndjson_response(ctx: "RequestContext", chunks: Iterator[list[dict[str, Any]]]) -> StreamingResponse:
