@@ -7,7 +7,7 @@ import azure.functions as func
 from shared.http import RequestContext, openapi, route
 from shared.http.streaming import capped_sse_response
 from shared.http.schemas import PageQuery
-from shared.schemas.chat import ChatDetail, ChatPage, ChatPath, ChatRequest, ChatResponse
+from shared.schemas.chat import ChatDetail, ChatMessagePage, ChatPage, ChatPath, ChatRequest, ChatResponse
 
 bp = func.Blueprint()
 TAGS = ("chat",)
@@ -68,7 +68,16 @@ async def list_chats(req, ctx: RequestContext):
 @route(bp, "v1/chats/{chat_id}", path=ChatPath, response=ChatDetail, tags=TAGS, errors=(404,))
 async def get_chat(req, ctx: RequestContext):
     """One conversation with its messages, tool calls, sources and usage."""
-    return await ctx.run(ctx.services.chat.store.get, ctx.user.id, ctx.path.chat_id)
+    return await ctx.run(ctx.services.chat.store.detail, ctx.user.id, ctx.path.chat_id)
+
+
+@route(bp, "v1/chats/{chat_id}/messages", path=ChatPath, query=PageQuery, response=ChatMessagePage, tags=TAGS,
+       errors=(404,))
+async def list_chat_messages(req, ctx: RequestContext):
+    """The conversation's messages in order (oldest first), a page at a time."""
+    items, next_cursor = await ctx.run(ctx.services.chat.store.messages, ctx.user.id, ctx.path.chat_id,
+                                       limit=ctx.query.limit, cursor=ctx.query.cursor)
+    return ChatMessagePage(items=items, next_cursor=next_cursor)
 
 
 @route(bp, "v1/chats/{chat_id}", methods=["DELETE"], name="delete_chat", path=ChatPath, status=204, rate_group="write",

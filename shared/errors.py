@@ -83,6 +83,12 @@ class ValidationFailed(ApiError):
     status, type, title = 422, "validation-error", "Validation failed"
 
 
+class ConversationFull(ValidationFailed):
+    """The conversation holds as many messages as allowed: the client starts a new one."""
+
+    type, title = "conversation-full", "Conversation is full"
+
+
 class RateLimited(ApiError):
     status, type, title = 429, "rate-limited", "Rate limit exceeded"
 

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shared.data.schema import SchemaManager
+from shared.data.repositories import insert_new, move_embedded_messages
+from shared.data.schema import SPECS, SchemaManager
 from shared.data.utils import utc_now
 from shared.errors import ApiError, Conflict
 
@@ -84,8 +85,6 @@ def load_seed_symbols(path: Path = SEED_SYMBOLS_PATH) -> list[dict[str, Any]]:
 
 
 def _seed_symbols_apply(db: Database, settings: Any) -> dict[str, Any]:
-    from pymongo.errors import BulkWriteError
-
     from shared.data.errors import mongo_errors
 
     now = utc_now()
@@ -96,14 +95,7 @@ def _seed_symbols_apply(db: Database, settings: Any) -> dict[str, Any]:
         present = {d["symbol"] for d in db["symbols"].find({"symbol": {"$in": [s["symbol"] for s in seed]}},
                                                           {"symbol": 1, "_id": 0})}
         missing = [{**s, "created_at": now, "updated_at": now, "version": 1} for s in seed if s["symbol"] not in present]
-        inserted = 0
-        if missing:
-            try:
-                inserted = len(db["symbols"].insert_many(missing, ordered=False).inserted_ids)
-            except BulkWriteError as exc:  # inserted concurrently by someone else: fine
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
-                inserted = exc.details.get("nInserted", 0)
+        inserted = insert_new(db["symbols"], missing)  # one inserted concurrently by someone else is skipped
     return {"inserted": inserted, "already_present": len(present), "total": len(seed)}
 
 
@@ -112,11 +104,35 @@ def _seed_symbols_plan(db: Database, settings: Any) -> dict[str, Any]:
     return {"would_upsert": len(symbols)}
 
 
+CHAT_SPECS = tuple(SPECS[name] for name in ("chats", "chat_messages"))
+
+
+def _chat_messages_apply(db: Database, settings: Any) -> dict[str, Any]:
+    """chat_messages with its validator and index (deployments that ran step 1 before it existed), then every
+    chat's embedded messages moved into it (see `move_embedded_messages`: resumable, safe beside live appends)."""
+    from shared.data.errors import mongo_errors
+
+    schema = SchemaManager(db, specs=CHAT_SPECS).setup_all_collections()
+    chats = moved = 0
+    with mongo_errors("chats"):
+        for chat in db["chats"].find({"messages": {"$exists": True}}, {"_id": 1}):
+            moved += move_embedded_messages(db["chats"], db["chat_messages"], chat["_id"])
+            chats += 1
+    return {"schema": schema, "chats": chats, "messages_moved": moved}
+
+
+def _chat_messages_plan(db: Database, settings: Any) -> dict[str, Any]:
+    return {"schema": SchemaManager(db, specs=CHAT_SPECS).plan(),
+            "chats_to_move": db["chats"].count_documents({"messages": {"$exists": True}})}
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "collections_validators_indexes", "Create collections with $jsonSchema validators and indexes",
               _schema_apply, _schema_plan),
     Migration(2, "seed_symbols", "Seed the symbols collection with the starter list", _seed_symbols_apply,
               _seed_symbols_plan),
+    Migration(3, "chat_messages", "Move chat messages out of the chats documents into chat_messages",
+              _chat_messages_apply, _chat_messages_plan),
 )
 
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.data.repository import MongoGenericRepository, OwnedRepository, Page, SortSpec
 from shared.data.utils import batched, iso_utc, normalize_document
 from shared.errors import Conflict, NotFound, ValidationFailed
+
+if TYPE_CHECKING:
+    from pymongo.database import Database
 
 
 def name_key(name: str) -> str:
@@ -348,23 +351,163 @@ class MongoInvestmentIdeaRepository(_TaggedOwnedRepository):
     collection_name = "investment_ideas"
 
 
+def insert_new(collection: Any, docs: Sequence[Mapping[str, Any]]) -> int:
+    """`insert_many` unordered, skipping documents whose `_id` already exists (a rerun, or a concurrent
+    writer with the same deterministic ids); returns how many were inserted. Other errors are raised."""
+    from pymongo.errors import BulkWriteError
+
+    if not docs:
+        return 0
+    try:
+        return len(collection.insert_many(list(docs), ordered=False).inserted_ids)
+    except BulkWriteError as exc:
+        if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+            raise
+        return int(exc.details.get("nInserted", 0))
+
+
+class MongoChatMessageRepository(OwnedRepository):
+    """The messages of conversations, one document each, keyed by chat id + sequence number.
+
+    `_id` is `<chat_id>:<seq, 8 digits>`: unique on every backend by key lookup (the embedded store checks
+    unique indexes over numbers by scanning), and within a chat `_id` order is sequence order, so pages are
+    keyed by a string. Reads select one chat on the (chat_id, seq) index and take at most a page or the last
+    few messages, so their cost does not grow with the conversation (on the embedded store every query
+    scans its collection: there it grows with the number of messages stored, see EMBEDDED_STORE.md).
+    """
+
+    collection_name = "chat_messages"
+    default_sort = (("_id", 1),)
+    string_ids = True
+    #: Fields of a stored message that are storage, not message (not returned).
+    _INTERNAL = ("id", "chat_id", "owner_id")
+
+    @staticmethod
+    def message_id(chat_id: str, seq: int) -> str:
+        return f"{chat_id}:{seq:08d}"
+
+    @staticmethod
+    def document(owner_id: str, chat_id: str, seq: int, message: Mapping[str, Any], created_at: Any) -> dict[str, Any]:
+        """The stored form of `message` as number `seq` of the chat (`created_at` unless the message has one)."""
+        return {**message, "_id": MongoChatMessageRepository.message_id(chat_id, seq), "chat_id": chat_id,
+                "owner_id": owner_id, "seq": seq, "created_at": message.get("created_at") or created_at}
+
+    def _public(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in doc.items() if k not in self._INTERNAL}
+
+    def insert_messages(self, owner_id: str, chat_id: str, first_seq: int, messages: Sequence[Mapping[str, Any]]) -> int:
+        """Store `messages` as numbers `first_seq`, `first_seq + 1`, ... of the chat (ids already present are kept)."""
+        now = self._now()
+        docs = [self.document(owner_id, chat_id, first_seq + i, m, now) for i, m in enumerate(messages)]
+        return insert_new(self._collection, docs)
+
+    def recent(self, owner_id: str, chat_id: str, n: int) -> list[dict[str, Any]]:
+        """The chat's last `n` messages, oldest first."""
+        if n <= 0:
+            return []
+        query = self._scope(owner_id, {"chat_id": chat_id})
+        docs = list(self._collection.find(query).sort([("seq", -1)]).limit(int(n)))
+        return [self._public(self._normalize(d)) for d in reversed(docs)]  # type: ignore[arg-type]
+
+    def page(self, owner_id: str, chat_id: str, *, limit: int | None = None, cursor: str | None = None) -> Page:
+        """One page of the chat's messages in sequence order, with the cursor of the next."""
+        items, next_cursor = self.find_many(owner_id, {"chat_id": chat_id}, limit=limit, cursor=cursor)
+        return [self._public(d) for d in items], next_cursor
+
+    def delete_for_chat(self, owner_id: str, chat_id: str) -> int:
+        return self._collection.delete_many(self._scope(owner_id, {"chat_id": chat_id})).deleted_count  # type: ignore[arg-type]
+
+
+def move_embedded_messages(chats: Any, messages: Any, chat_id: Any) -> int:
+    """Move one chat's embedded `messages` array (the old storage) into `chat_messages` as numbers 1..n and
+    replace it by `message_count`; returns how many were moved.
+
+    Idempotent and safe to run concurrently with itself and with appends: the copies have deterministic
+    ids, the array is removed only while it is still there, and appends wait until it is gone.
+    """
+    raw = chats.find_one({"_id": chat_id, "messages": {"$exists": True}})
+    if raw is None:
+        return 0
+    embedded = list(raw.get("messages") or [])
+    cid, owner = str(raw["_id"]), raw["owner_id"]
+    insert_new(messages, [MongoChatMessageRepository.document(owner, cid, i + 1, m, raw.get("created_at"))
+                          for i, m in enumerate(embedded)])
+    chats.update_one({"_id": raw["_id"], "messages": {"$exists": True}},
+                     {"$unset": {"messages": ""}, "$set": {"message_count": len(embedded)}})
+    return len(embedded)
+
+
 class MongoChatRepository(OwnedRepository):
-    """Chats with their message list; `append_message` is atomic ($push, capped)."""
+    """Conversations: the record (title, `message_count`) here, the messages in `chat_messages` (`self.messages`).
+
+    A turn reads the record and the last few messages and appends its own, so its cost does not grow with the
+    conversation's length. Chats still holding an embedded `messages` array (stored before `chat_messages`
+    existed) are moved on first touch (and all at once by migration 3).
+    """
 
     collection_name = "chats"
     default_sort = (("updated_at", -1),)
 
-    def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
-        return super().insert_one(owner_id, {"messages": [], **document})
+    def __init__(self, db: Database, **kw: Any) -> None:
+        super().__init__(db, **kw)
+        self.messages = MongoChatMessageRepository(db, clock=self._clock, logger=self.logger.getChild("messages"),
+                                                   breaker=self._breaker)
 
-    def append_message(self, owner_id: str, chat_id: Any, message: Mapping[str, Any], *,
-                       max_messages: int | None = None) -> dict[str, Any]:
-        """Append `message` (gets `created_at` if absent); keeps only the last `max_messages` when given."""
-        msg = {"created_at": self._now(), **message}
-        push: dict[str, Any] = {"$each": [msg]}
-        if max_messages:
-            push["$slice"] = -int(max_messages)
-        return self._do_update(self._scoped_id(owner_id, chat_id), {"$push": {"messages": push}}, check_version=False)
+    def _move_embedded(self, owner_id: str, chat_id: Any) -> bool:
+        """Move the chat's embedded messages if it still has some; False when the chat is not the owner's."""
+        base = self._scoped_id(owner_id, chat_id)
+        raw = None if base is None else self._collection.find_one(base, {"messages": 1})
+        if raw is None:
+            return False
+        if "messages" in raw:
+            move_embedded_messages(self._collection, self.messages.collection, raw["_id"])
+        return True
+
+    def insert_one(self, owner_id: str, document: Mapping[str, Any]) -> dict[str, Any]:  # type: ignore[override]
+        return super().insert_one(owner_id, {**document, "message_count": 0})
+
+    def get(self, owner_id: str, id: Any) -> dict[str, Any]:  # type: ignore[override]
+        """The conversation's record (with `message_count`, without messages); NotFound when not the owner's."""
+        doc = super().get(owner_id, id)
+        if "messages" in doc:  # stored before chat_messages existed: move it now
+            self._move_embedded(owner_id, id)
+            doc = super().get(owner_id, id)
+        return doc
+
+    def append_messages(self, owner_id: str, chat_id: Any, messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Append `messages` (in order, after every message stored so far) and return the updated record.
+
+        Sequence numbers are reserved first with one atomic `$inc` on the record, then the messages are
+        inserted under them, so concurrent turns never collide (a failed insert leaves a gap, never a clash).
+        """
+        if not messages:
+            return self.get(owner_id, chat_id)
+        base = self._scoped_id(owner_id, chat_id)
+        reserve = {"$inc": {"message_count": len(messages)}}
+        moved = {**base, "messages": {"$exists": False}} if base is not None else None
+        try:
+            chat = self._do_update(moved, reserve, check_version=False)
+        except NotFound:
+            if not self._move_embedded(owner_id, chat_id):
+                raise
+            chat = self._do_update(moved, reserve, check_version=False)
+        first = int(chat["message_count"]) - len(messages) + 1
+        self.messages.insert_messages(owner_id, str(chat["id"]), first, messages)
+        return chat
+
+    def recent_messages(self, owner_id: str, chat_id: str, n: int) -> list[dict[str, Any]]:
+        return self.messages.recent(owner_id, chat_id, n)
+
+    def page_messages(self, owner_id: str, chat_id: str, *, limit: int | None = None,
+                      cursor: str | None = None) -> Page:
+        """A page of the owner's conversation's messages; NotFound when the conversation is not theirs."""
+        self.get(owner_id, chat_id)
+        return self.messages.page(owner_id, chat_id, limit=limit, cursor=cursor)
+
+    def delete_one(self, owner_id: str, id: Any, expected_version: int | None = None) -> None:  # type: ignore[override]
+        """Delete the record (If-Match checked there), then its messages."""
+        super().delete_one(owner_id, id, expected_version)
+        self.messages.delete_for_chat(owner_id, str(id))
 
 
 # -- market data -------------------------------------------------------------------------------
@@ -497,7 +640,7 @@ def require(doc: dict[str, Any] | None, what: str = "Document") -> dict[str, Any
 
 
 __all__: Sequence[str] = [
-    "MongoApiKeyRepository", "MongoChatRepository", "MongoInvestmentIdeaRepository", "MongoMarketDataRepository",
+    "MongoApiKeyRepository", "MongoChatMessageRepository", "MongoChatRepository", "MongoInvestmentIdeaRepository", "MongoMarketDataRepository",
     "MongoMarketSnapshotRepository", "MongoNoteRepository", "MongoPortfolioRepository", "MongoPositionRepository",
     "MongoSymbolRepository", "MongoUserPreferencesRepository", "MongoUserProfileRepository", "MongoUserRepository",
     "MongoWatchlistRepository", "MongoWorkspaceRepository", "name_key", "normalize_symbol", "normalize_tags", "require",

@@ -60,6 +60,8 @@ OBJ = {"bsonType": "object"}
 STR_LIST = {"bsonType": "array", "items": {"bsonType": "string"}}
 NAME = {"bsonType": "string", "minLength": 1, "maxLength": 200}
 SYMBOL = {"bsonType": "string", "minLength": 1, "maxLength": 32}
+CHAT_MESSAGE = {"bsonType": "object", "required": ["role", "content"],
+                "properties": {"role": {"enum": ["system", "user", "assistant", "tool"]}, "content": STR}}
 
 SYSTEM_PROPS = {"created_at": DATE, "updated_at": DATE, "version": {"bsonType": ["int", "long"], "minimum": 1}}
 SYSTEM_REQUIRED = ["created_at", "updated_at", "version"]
@@ -181,10 +183,19 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
                       "executed_at": NDATE}, ["symbol", "side", "quantity"],
            IndexSpec((("owner_id", ASC), ("symbol", ASC), ("executed_at", DESC)), "trades_owner_symbol_executed")),
     # Collaboration
-    _owned("chats", {"title": NSTR, "messages": {"bsonType": "array", "items": {
-        "bsonType": "object", "required": ["role", "content"],
-        "properties": {"role": {"enum": ["system", "user", "assistant", "tool"]}, "content": STR}}}},
-        None, IndexSpec((("owner_id", ASC), ("updated_at", DESC)), "chats_owner_updated")),
+    # A conversation's record; its messages are in chat_messages (`messages` is the old embedded storage,
+    # moved out by migration 3 or on first touch).
+    _owned("chats", {"title": NSTR, "message_count": {"bsonType": ["int", "long"], "minimum": 0},
+                     "messages": {"bsonType": "array", "items": CHAT_MESSAGE}},
+           None, IndexSpec((("owner_id", ASC), ("updated_at", DESC)), "chats_owner_updated")),
+    # One document per message, `_id` "<chat_id>:<seq>" (MongoChatMessageRepository): reads are ranges of one chat.
+    CollectionSpec(
+        "chat_messages",
+        schema({**CHAT_MESSAGE["properties"], "owner_id": {"bsonType": "string", "minLength": 1},
+                "chat_id": {"bsonType": "string", "minLength": 1}, "seq": {"bsonType": ["int", "long"], "minimum": 1}},
+               ["owner_id", "chat_id", "seq", *CHAT_MESSAGE["required"]], system=False),
+        (IndexSpec((("chat_id", ASC), ("seq", ASC)), "chat_messages_chat_seq"),),
+    ),
     _owned("notes", {"title": NSTR, "content": NSTR, "tags": STR_LIST, "symbol": NSTR}, None,
            IndexSpec((("owner_id", ASC), ("tags", ASC)), "notes_owner_tags"),
            IndexSpec((("owner_id", ASC), ("symbol", ASC)), "notes_owner_symbol")),

@@ -45,13 +45,20 @@ class ChatResponse(BaseModel):
 class ChatSummary(BaseModel):
     id: str
     title: str | None = None
+    message_count: int | None = Field(None, description="Messages stored in the conversation")
     created_at: str | None = None
     updated_at: str | None = None
     version: int | None = None
 
 
 class ChatDetail(ChatSummary):
-    messages: list[dict[str, Any]]
+    messages: list[dict[str, Any]] = Field(
+        description="The newest 200 messages, oldest first, each with its `seq`; GET /chats/{chat_id}/messages pages through all")
+
+
+class ChatMessagePage(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: str | None = None
 
 
 class ChatPage(BaseModel):

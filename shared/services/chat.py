@@ -8,30 +8,58 @@ from typing import Any, Callable
 
 from shared import errors
 
-MAX_STORED_MESSAGES = 200
+#: Messages a turn stores: the question and the answer.
+TURN_MESSAGES = 2
+#: Messages `detail` returns: the newest ones (the conversation's messages page through `messages`).
+DETAIL_MESSAGES = 200
 
 
 class MongoChatStore:
-    """ChatStore over the owner-scoped chats repository."""
+    """ChatStore over the owner-scoped chats repository (records in `chats`, messages in `chat_messages`).
 
-    def __init__(self, chats: Any) -> None:
+    A turn reads the record and the last `context_messages` messages and appends two, so its cost does not
+    grow with the conversation; a conversation holds at most `max_messages` messages.
+    """
+
+    def __init__(self, chats: Any, *, max_messages: int, context_messages: int) -> None:
         self._chats = chats
+        self._max = max_messages
+        self._context = context_messages
 
     def create(self, user_id: str, title: str) -> dict:
         return self._chats.insert_one(user_id, {"title": title})
 
     def get(self, user_id: str, chat_id: str) -> dict:
-        return self._chats.get(user_id, chat_id)  # NotFound for unknown or another user's
+        """The conversation to continue: its record and its last `context_messages` messages (oldest first).
+
+        NotFound for unknown or another user's; ConversationFull (422) when one more turn would take it past
+        `max_messages`: the client starts a new conversation."""
+        chat = self._chats.get(user_id, chat_id)
+        if int(chat.get("message_count") or 0) + TURN_MESSAGES > self._max:
+            raise errors.ConversationFull(
+                f"This conversation has reached its limit of {self._max} messages; start a new conversation "
+                "(send the message without conversation_id)",
+                errors={"conversation_id": ["Conversation is full; start a new one"]})
+        return {**chat, "messages": self._chats.recent_messages(user_id, chat_id, self._context)}
+
+    def detail(self, user_id: str, chat_id: str) -> dict:
+        """The conversation with its newest `DETAIL_MESSAGES` messages, oldest first."""
+        chat = self._chats.get(user_id, chat_id)
+        return {**chat, "messages": self._chats.recent_messages(user_id, chat_id, DETAIL_MESSAGES)}
+
+    def messages(self, user_id: str, chat_id: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        """A page of the conversation's messages in order; NotFound for unknown or another user's."""
+        return self._chats.page_messages(user_id, chat_id, limit=limit, cursor=cursor)
 
     def append_messages(self, user_id: str, chat_id: str, messages: list[dict]) -> None:
-        for message in messages:
-            self._chats.append_message(user_id, chat_id, message, max_messages=MAX_STORED_MESSAGES)
+        self._chats.append_messages(user_id, chat_id, messages)
 
     def list(self, user_id: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+        # Chats not yet moved to chat_messages still embed theirs: never list them.
         return self._chats.find_many(user_id, limit=limit, cursor=cursor, projection={"messages": 0})
 
-    def delete(self, user_id: str, chat_id: str) -> None:
-        self._chats.delete_one(user_id, chat_id)
+    def delete(self, user_id: str, chat_id: str, expected_version: int | None = None) -> None:
+        self._chats.delete_one(user_id, chat_id, expected_version)
 
 
 class DailyTokenBudget:
@@ -110,7 +138,8 @@ def build_chat_service(services: Any) -> Any:
 
     return ChatService(
         agent,
-        MongoChatStore(services.repos.get_chat_repository()),
+        MongoChatStore(services.repos.get_chat_repository(), max_messages=settings.chat.max_conversation_messages,
+                       context_messages=settings.chat.context_messages),
         DailyTokenBudget(services.cache, settings.chat.daily_token_budget),
         settings,
         preference=preference,

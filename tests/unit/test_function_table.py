@@ -69,6 +69,7 @@ HTTP = {
     'list_chats': ('v1/chats', ('GET',)),
     'get_chat': ('v1/chats/{chat_id}', ('GET',)),
     'delete_chat': ('v1/chats/{chat_id}', ('DELETE',)),
+    'list_chat_messages': ('v1/chats/{chat_id}/messages', ('GET',)),
     'list_models': ('v1/models', ('GET',)),
     'admin_metrics': ('v1/admin/metrics', ('GET',)),
     'admin_run_migrations': ('v1/admin/migrations', ('POST',)),

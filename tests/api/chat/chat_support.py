@@ -14,7 +14,8 @@ from shared.ai.models.base import BaseModelClient, ModelEvent, Usage
 class GatedModel(BaseModelClient):
     """A model client (the BaseModelClient contract) whose turns wait until `gate` is set, then answer
     "ok". With `endless`, a turn streams a delta every 10 ms until its stream is closed; with `fail`, it
-    raises that error instead. Counts the turns asked (`requests`) and the streams closed (`closed`)."""
+    raises that error instead. Counts the turns asked (`requests`) and the streams closed (`closed`), and
+    keeps the messages of every turn (`prompts`)."""
 
     provider = "openai"
     model = "gated-1"
@@ -26,10 +27,12 @@ class GatedModel(BaseModelClient):
         self._lock = threading.Lock()
         self.requests = 0
         self.closed = 0
+        self.prompts: list[list[dict]] = []
 
     def generate_stream(self, messages: list[dict], tools: list[dict] | None = None, **opts: Any) -> Iterator[ModelEvent]:
         with self._lock:
             self.requests += 1
+            self.prompts.append([dict(m) for m in messages])
         return self._turn()
 
     def _turn(self) -> Iterator[ModelEvent]:

@@ -32,7 +32,7 @@ def _names(db):
 def test_first_run_creates_everything_and_second_run_has_nothing_to_do(migrated, settings):
     db, first = migrated
     assert first["status"] == "applied"
-    assert first["applied"] == ["0001_collections_validators_indexes", "0002_seed_symbols"]
+    assert first["applied"] == ["0001_collections_validators_indexes", "0002_seed_symbols", "0003_chat_messages"]
     assert set(KNOWN_COLLECTIONS) <= _names(db)
     assert "users_email_unique" in db.users.index_information()
     assert db.sessions.index_information()["sessions_ttl"]["expireAfterSeconds"] == 0
@@ -52,7 +52,7 @@ def test_dry_run_changes_nothing(client, settings):
     db = client["it_dry_run"]
     summary = run_migrations(db, settings, dry_run=True)
     assert summary["status"] == "dry run"
-    assert summary["pending"] == ["0001_collections_validators_indexes", "0002_seed_symbols"]
+    assert summary["pending"] == ["0001_collections_validators_indexes", "0002_seed_symbols", "0003_chat_messages"]
     assert "users" in summary["results"]["0001_collections_validators_indexes"]["create_collections"]
     assert _names(db) == set()
 
@@ -212,3 +212,35 @@ def test_migration_error_is_an_api_error_carrying_the_summary(client, settings):
     assert info.value.status == 500 and info.value.type == "migration-failed"
     assert info.value.extra["summary"]["failed"] == "0001_boom"
     assert info.value.extra["summary"] is info.value.summary
+
+
+def test_chat_messages_migration_moves_embedded_messages_of_an_older_deployment(client, settings):
+    """A deployment that ran steps 1-2 before chat_messages existed, with conversations embedding their
+    messages: step 3 creates chat_messages (validator, index) and moves every conversation's messages."""
+    from shared.data.migrations import MIGRATIONS
+    from shared.data.repositories import MongoChatRepository
+
+    db = client["it_chat_messages"]
+    assert run_migrations(db, settings, migrations=MIGRATIONS[:2])["status"] == "applied"
+    db.drop_collection("chat_messages")  # did not exist then
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(3):
+        db["chats"].insert_one({"owner_id": f"u{n}", "title": f"t{n}", "created_at": now, "updated_at": now,
+                                "version": 1 + n, "messages": [{"role": "user", "content": f"q{n}.{i}"} for i in range(n)]})
+    plan = run_migrations(db, settings, dry_run=True)["results"]["0003_chat_messages"]
+    assert plan["chats_to_move"] == 3 and "chat_messages" in plan["schema"]["create_collections"]
+    summary = run_migrations(db, settings)
+    assert summary["applied"] == ["0003_chat_messages"]
+    assert summary["results"]["0003_chat_messages"] | {"schema": None} == {"schema": None, "chats": 3,
+                                                                          "messages_moved": 3}
+    assert "chat_messages_chat_seq" in db["chat_messages"].index_information()
+    assert db["chats"].count_documents({"messages": {"$exists": True}}) == 0
+    assert sorted(d["message_count"] for d in db["chats"].find({})) == [0, 1, 2]
+    repo = MongoChatRepository(db)
+    two = db["chats"].find_one({"owner_id": "u2"})
+    assert [m["content"] for m in repo.recent_messages("u2", str(two["_id"]), 10)] == ["q2.0", "q2.1"]
+    with pytest.raises(Exception) as info:  # the validator holds for moved messages too
+        db["chat_messages"].insert_one({"_id": "x:00000001", "owner_id": "u2", "chat_id": "x", "seq": 1, "role": "robot",
+                                        "content": "x"})
+    assert getattr(info.value, "code", None) == 121
+    assert run_migrations(db, settings)["status"] == "nothing to do"

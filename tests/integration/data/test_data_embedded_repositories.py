@@ -90,8 +90,8 @@ def test_validators_reject_bad_documents(factory, db):
     with pytest.raises(ValidationFailed):
         factory.get_position_repository().insert_one("u1", {"portfolio_id": "p1", "symbol": "AAPL"})  # no quantity
     with pytest.raises(ValidationFailed):
-        factory.get_chat_repository().append_message("u1", factory.get_chat_repository().insert_one(
-            "u1", {"title": "t"})["id"], {"role": "robot", "content": "x"})
+        factory.get_chat_repository().append_messages("u1", factory.get_chat_repository().insert_one(
+            "u1", {"title": "t"})["id"], [{"role": "robot", "content": "x"}])
     opts = db.command("listCollections", filter={"name": "users"})["cursor"]["firstBatch"][0]["options"]
     assert opts["validationLevel"] == "moderate"
 

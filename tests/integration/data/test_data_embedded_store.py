@@ -116,7 +116,7 @@ def test_migrate_cli_dry_run_then_apply(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("MONGODB_URI", raising=False)
     assert migrate.main(["--dry-run"]) == 0
     dry = json.loads(capsys.readouterr().out)
-    assert dry["status"] == "dry run" and len(dry["pending"]) == 2
+    assert dry["status"] == "dry run" and len(dry["pending"]) == 3
     assert migrate.main([]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "applied"
     assert migrate.main([]) == 0

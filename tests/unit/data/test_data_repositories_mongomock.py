@@ -176,15 +176,57 @@ def test_notes_filter_by_tag_and_symbol(db, clock):
     assert len(repo.list_notes("u1")[0]) == 2
 
 
-def test_chat_append_message_caps_history(db, clock):
+def test_chat_messages_are_stored_one_per_document_in_sequence(db, clock):
     repo = MongoChatRepository(db, clock=clock)
     chat = repo.insert_one("u1", {"title": "t"})
-    for i in range(4):
-        out = repo.append_message("u1", chat["id"], {"role": "user", "content": str(i)}, max_messages=3)
-    assert [m["content"] for m in out["messages"]] == ["1", "2", "3"]
-    assert out["messages"][0]["created_at"].endswith("Z")
+    assert chat["message_count"] == 0
+    for i in range(3):
+        out = repo.append_messages("u1", chat["id"], [{"role": "user", "content": f"q{i}"},
+                                                      {"role": "assistant", "content": f"a{i}"}])
+    assert out["message_count"] == 6 and out["version"] == 4 and "messages" not in out
+    assert db["chats"].find_one({})["message_count"] == 6 and "messages" not in db["chats"].find_one({})
+    assert sorted(d["_id"] for d in db["chat_messages"].find({}))[0] == f"{chat['id']}:00000001"
+    recent = repo.recent_messages("u1", chat["id"], 3)
+    assert [(m["seq"], m["content"]) for m in recent] == [(4, "a1"), (5, "q2"), (6, "a2")]
+    assert set(recent[0]) == {"seq", "role", "content", "created_at"} and recent[0]["created_at"].endswith("Z")
+    first, cursor = repo.page_messages("u1", chat["id"], limit=4)
+    rest, end = repo.page_messages("u1", chat["id"], limit=4, cursor=cursor)
+    assert [m["seq"] for m in first + rest] == [1, 2, 3, 4, 5, 6] and end is None
+    assert repo.recent_messages("u1", chat["id"], 0) == []
+
+
+def test_chat_messages_are_the_owners_only(db, clock):
+    repo = MongoChatRepository(db, clock=clock)
+    chat = repo.insert_one("u1", {"title": "t"})
+    repo.append_messages("u1", chat["id"], [{"role": "user", "content": "secret"}])
     with pytest.raises(NotFound):
-        repo.append_message("u2", chat["id"], {"role": "user", "content": "x"})
+        repo.append_messages("u2", chat["id"], [{"role": "user", "content": "x"}])
+    with pytest.raises(NotFound):
+        repo.page_messages("u2", chat["id"])
+    assert repo.recent_messages("u2", chat["id"], 10) == []
+    with pytest.raises(NotFound):
+        repo.delete_one("u2", chat["id"])
+    repo.delete_one("u1", chat["id"])
+    assert db["chat_messages"].count_documents({}) == 0
+
+
+def test_a_chat_with_embedded_messages_is_moved_on_first_touch(db, clock):
+    """Chats stored before chat_messages existed embed their messages: reading or appending moves them first."""
+    repo = MongoChatRepository(db, clock=clock)
+    legacy = [{"role": "user", "content": "old q", "created_at": "2026-01-01T00:00:00+00:00"},
+              {"role": "assistant", "content": "old a", "sources": [{"symbol": "AAPL"}]}]
+    for name in ("read", "append"):
+        db["chats"].insert_one({"owner_id": "u1", "title": name, "messages": legacy, "created_at": clock(),
+                                "updated_at": clock(), "version": 3})
+    read_id, append_id = (str(d["_id"]) for d in db["chats"].find({}).sort("title", -1))
+    chat = repo.get("u1", read_id)
+    assert chat["message_count"] == 2 and "messages" not in chat
+    out = repo.append_messages("u1", append_id, [{"role": "user", "content": "new"}])
+    assert out["message_count"] == 3
+    moved = repo.recent_messages("u1", append_id, 10)
+    assert [(m["seq"], m["content"]) for m in moved] == [(1, "old q"), (2, "old a"), (3, "new")]
+    assert moved[0]["created_at"] == "2026-01-01T00:00:00+00:00" and moved[1]["sources"] == [{"symbol": "AAPL"}]
+    assert db["chats"].count_documents({"messages": {"$exists": True}}) == 0
 
 
 class DownCollection:

@@ -25,7 +25,7 @@ def _keywords(schema, found):
 
 
 def test_every_convention_collection_plus_infrastructure_is_known():
-    assert CONVENTION_COLLECTIONS | {"api_keys", "schema_migrations"} == set(KNOWN_COLLECTIONS)
+    assert CONVENTION_COLLECTIONS | {"api_keys", "chat_messages", "schema_migrations"} == set(KNOWN_COLLECTIONS)
 
 
 def test_validators_use_only_standard_json_schema_keywords():
@@ -52,7 +52,7 @@ def test_required_unique_and_ttl_indexes_exist():
 
 
 def test_migrations_are_ordered_and_seed_is_a_real_ticker_list():
-    assert [m.version for m in MIGRATIONS] == [1, 2]
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3]
     symbols = load_seed_symbols()
     assert len(symbols) >= 150
     tickers = {s["symbol"] for s in symbols}
