@@ -17,8 +17,8 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
-from bench.util import (PY, ROOT, AsgiCaller, Figure, LocalHost, admin_key, bench_settings, median, new_core,
-                        percentile, run_load, vm_hwm_kib)
+from bench.util import (PY, ROOT, AsgiCaller, Figure, LocalHost, admin_key, bench_settings, free_port, median,
+                        new_core, percentile, run_load, vm_hwm_kib)
 
 HEAVY = ("openai", "yfinance", "pandas", "numpy", "azure.identity", "azure.keyvault")
 QUOTE = "/api/v1/market/AAPL/quote"
@@ -488,6 +488,56 @@ def fig_single_flight(tmp: Path, n: int = 100, latency_s: float = 0.2) -> list[F
                    f"statuses {statuses}; DataManager.stats upstream {stats.get('upstream')}",
                    {"statuses": {str(k): v for k, v in statuses.items()}, "elapsed_ms": round(elapsed * 1000, 1),
                     "manager_stats": stats.get("upstream"), "cache": stats.get("cache")})]
+
+
+# ---------------------------------------------------------------- 5b. database down: the breaker fails fast
+
+
+def fig_database_down(tmp: Path, n: int = 50, timeout_ms: int = 500) -> list[Figure]:
+    """`n` concurrent requests that need the database, on a closed port, once the breaker has opened."""
+    import httpx
+
+    from devhost.app import build_asgi_app
+    from shared.runtime import build_core, set_core
+
+    # production: the core build does no start-up database work, as a worker coming up during an outage
+    settings = bench_settings(tmp, app={"env": "production", "log_level": "CRITICAL"}, mongodb={
+        "uri": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true",
+        "server_selection_timeout_ms": timeout_ms, "timeout_ms": timeout_ms})
+    core = build_core(settings)
+    previous = set_core(core)
+    headers = {"X-API-Key": admin_key()}
+    try:
+        app = build_asgi_app()
+
+        async def run() -> tuple[list[float], list[float], dict[int, int]]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=30) as client:
+                async def timed(path: str) -> tuple[int, float]:
+                    t0 = time.perf_counter()
+                    r = await client.get(path, headers=headers)
+                    return r.status_code, (time.perf_counter() - t0) * 1000
+
+                opening = [(await timed("/api/v1/workspaces"))[1]
+                           for _ in range(settings.mongodb.breaker_failure_threshold)]
+                results = await asyncio.gather(*(timed(("/api/v1/workspaces", "/api/v1/users/me")[i % 2]) for i in range(n)))
+            statuses: dict[int, int] = {}
+            for status, _ in results:
+                statuses[status] = statuses.get(status, 0) + 1
+            return opening, [ms for _, ms in results], statuses
+
+        opening, times, statuses = asyncio.run(run())
+        state = core.repos.breaker.state
+    finally:
+        set_core(previous)
+        core.close()
+    p50 = median(times)
+    return [Figure("database_down_p50", f"{n} concurrent requests, database on a closed port, breaker open: p50",
+                   round(p50, 1), "ms", "<= 300 ms", p50 <= 300 and statuses == {503: n},
+                   f"max {max(times):.1f} ms; statuses {statuses}; breaker {state}; the {len(opening)} requests that "
+                   f"opened it took {', '.join(f'{ms:.0f}' for ms in opening)} ms (server selection {timeout_ms} ms)",
+                   {"p50_ms": round(p50, 1), "max_ms": round(max(times), 1), "statuses": {str(k): v for k, v in statuses.items()},
+                    "opening_ms": [round(ms, 1) for ms in opening]})]
 
 
 # ---------------------------------------------------------------- 6. SSE time to first event / first delta

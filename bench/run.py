@@ -19,7 +19,7 @@ from bench.util import ROOT, Figure
 FIGURE_ORDER = ("import_ratio", "heavy_modules", "rps_health", "rps_quote", "rps_quote_redis", "rps_users_me",
                 "rps_workspaces_page", "logging_cost", "insert_growth", "writers_32", "page_depth", "first_200",
                 "pipeline_info", "pipeline_warning", "json_serializer", "redis_round_trips", "upstream_calls_stampede", "sse_offline", "sse_compatible",
-                "rss_start", "rss_after_mixed")
+                "rss_start", "rss_after_mixed", "database_down_p50")
 
 
 def _table(figs: list[Figure]) -> str:
@@ -57,6 +57,7 @@ def main() -> None:
             ("throughput", lambda: fig_throughput(tmp / "throughput", redis.port)),
             ("local_host", lambda: f.fig_local_host(tmp / "host")),
             ("single_flight", lambda: f.fig_single_flight(tmp / "stampede")),
+            ("database_down", lambda: f.fig_database_down(tmp / "database_down")),
             ("sse", lambda: f.fig_sse(tmp / "sse")),
         ]
         for name, step in steps:
