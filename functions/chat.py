@@ -3,6 +3,8 @@
 from typing import Any, Iterator
 
 import azure.functions as func
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
 
 from shared.http import RequestContext, openapi, route
 from shared.http.streaming import capped_sse_response
@@ -33,7 +35,7 @@ async def _start(ctx: RequestContext) -> Iterator[Any]:
 
 @route(bp, "v1/chat", methods=["POST"], body=ChatRequest, response=ChatResponse, rate_group="chat", tags=TAGS,
        errors=(404, 422, 429, 502, 503), stream_media_type="text/event-stream")
-async def chat(req, ctx: RequestContext):
+async def chat(req: Request, ctx: RequestContext) -> StreamingResponse | dict[str, Any]:
     """Ask the StockAgent; the answer cites its sources. With `stream: true` it streams like /chat/stream.
 
     Turns in progress are capped per user (429) and per instance (503), both with Retry-After; a conversation
@@ -48,7 +50,7 @@ async def chat(req, ctx: RequestContext):
 
 @route(bp, "v1/chat/stream", methods=["POST"], body=ChatRequest, rate_group="chat", tags=TAGS,
        errors=(404, 422, 429, 502, 503), stream_media_type="text/event-stream")
-async def chat_stream(req, ctx: RequestContext):
+async def chat_stream(req: Request, ctx: RequestContext) -> StreamingResponse:
     """Stream the answer as Server-Sent Events.
 
     Events: `meta`, `tool_call`, `tool_result`, `delta`, `sources`, `usage`, `error` (an RFC 9457 body), `done`;
@@ -66,14 +68,14 @@ async def list_chats(req, ctx: RequestContext):
 
 
 @route(bp, "v1/chats/{chat_id}", path=ChatPath, response=ChatDetail, tags=TAGS, errors=(404,))
-async def get_chat(req, ctx: RequestContext):
+async def get_chat(req: Request, ctx: RequestContext) -> dict[str, Any]:
     """One conversation with its messages, tool calls, sources and usage."""
     return await ctx.run(ctx.services.chat.store.detail, ctx.user.id, ctx.path.chat_id)
 
 
 @route(bp, "v1/chats/{chat_id}/messages", path=ChatPath, query=PageQuery, response=ChatMessagePage, tags=TAGS,
        errors=(404,))
-async def list_chat_messages(req, ctx: RequestContext):
+async def list_chat_messages(req: Request, ctx: RequestContext) -> ChatMessagePage:
     """The conversation's messages in order (oldest first), a page at a time."""
     items, next_cursor = await ctx.run(ctx.services.chat.store.messages, ctx.user.id, ctx.path.chat_id,
                                        limit=ctx.query.limit, cursor=ctx.query.cursor)

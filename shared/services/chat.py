@@ -26,10 +26,10 @@ class MongoChatStore:
         self._max = max_messages
         self._context = context_messages
 
-    def create(self, user_id: str, title: str) -> dict:
+    def create(self, user_id: str, title: str) -> dict[str, Any]:
         return self._chats.insert_one(user_id, {"title": title})
 
-    def get(self, user_id: str, chat_id: str) -> dict:
+    def get(self, user_id: str, chat_id: str) -> dict[str, Any]:
         """The conversation to continue: its record and its last `context_messages` messages (oldest first).
 
         NotFound for unknown or another user's; ConversationFull (422) when one more turn would take it past
@@ -42,19 +42,19 @@ class MongoChatStore:
                 errors={"conversation_id": ["Conversation is full; start a new one"]})
         return {**chat, "messages": self._chats.recent_messages(user_id, chat_id, self._context)}
 
-    def detail(self, user_id: str, chat_id: str) -> dict:
+    def detail(self, user_id: str, chat_id: str) -> dict[str, Any]:
         """The conversation with its newest `DETAIL_MESSAGES` messages, oldest first."""
         chat = self._chats.get(user_id, chat_id)
         return {**chat, "messages": self._chats.recent_messages(user_id, chat_id, DETAIL_MESSAGES)}
 
-    def messages(self, user_id: str, chat_id: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    def messages(self, user_id: str, chat_id: str, *, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         """A page of the conversation's messages in order; NotFound for unknown or another user's."""
         return self._chats.page_messages(user_id, chat_id, limit=limit, cursor=cursor)
 
-    def append_messages(self, user_id: str, chat_id: str, messages: list[dict]) -> None:
+    def append_messages(self, user_id: str, chat_id: str, messages: list[dict[str, Any]]) -> None:
         self._chats.append_messages(user_id, chat_id, messages)
 
-    def list(self, user_id: str, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
+    def list(self, user_id: str, *, limit: int, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
         # Chats not yet moved to chat_messages still embed theirs: never list them.
         return self._chats.find_many(user_id, limit=limit, cursor=cursor, projection={"messages": 0})
 
