@@ -6,6 +6,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,20 +55,27 @@ def main() -> None:
         raise SystemExit(f"configuration error: {exc}") from None
     import uvicorn
 
-    host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "7071"))
+    uvicorn.run("devhost.__main__:create_app", **uvicorn_options())
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """How the local host runs uvicorn (HOST, PORT, RELOAD from the environment).
+
+    Forwarding headers are never trusted: uvicorn's default would take X-Forwarded-For from any
+    loopback caller as the client address, letting it pick the key of every per-address limit.
+    """
     reload = os.environ.get("RELOAD", "").lower() in ("1", "true", "yes")
-    uvicorn.run(
-        "devhost.__main__:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        reload=reload,
-        reload_dirs=[str(ROOT / d) for d in ("shared", "functions", "devhost", "config")] if reload else None,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=3,
-    )
+    return {
+        "factory": True,
+        "host": os.environ.get("HOST", "127.0.0.1"),
+        "port": int(os.environ.get("PORT", "7071")),
+        "reload": reload,
+        "reload_dirs": [str(ROOT / d) for d in ("shared", "functions", "devhost", "config")] if reload else None,
+        "proxy_headers": False,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 3,
+    }
 
 
 if __name__ == "__main__":

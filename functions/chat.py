@@ -82,8 +82,12 @@ async def list_chat_messages(req: Request, ctx: RequestContext) -> ChatMessagePa
     return ChatMessagePage(items=items, next_cursor=next_cursor)
 
 
+def _current(ctx: RequestContext) -> dict:
+    return ctx.services.chat.store.get(ctx.user.id, ctx.path.chat_id)
+
+
 @route(bp, "v1/chats/{chat_id}", methods=["DELETE"], name="delete_chat", path=ChatPath, status=204, rate_group="write",
-       tags=TAGS, errors=(404, 412))
+       tags=TAGS, errors=(404, 409, 412), current=_current)
 async def delete_chat(req, ctx: RequestContext):
     """Delete a conversation."""
-    await ctx.run(ctx.services.chat.store.delete, ctx.user.id, ctx.path.chat_id)
+    await ctx.run(ctx.services.chat.store.delete, ctx.user.id, ctx.path.chat_id, ctx.expected_version)

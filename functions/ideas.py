@@ -9,6 +9,10 @@ bp = func.Blueprint()
 TAGS = ("ideas",)
 
 
+def _current(ctx: RequestContext) -> IdeaPublic:
+    return ctx.services.ideas.get_idea(ctx.user.id, ctx.request.path_params["idea_id"])
+
+
 @route(bp, "v1/ideas", query=IdeaListQuery, response=IdeaPage, tags=TAGS, errors=(400, 401, 422, 503))
 async def list_ideas(req, ctx: RequestContext) -> IdeaPage:
     """The caller's investment ideas, newest first."""
@@ -31,14 +35,14 @@ async def get_idea(req, ctx: RequestContext) -> IdeaPublic:
 
 
 @route(bp, "v1/ideas/{idea_id}", name="update_idea", methods=["PATCH"], body=IdeaUpdate, response=IdeaPublic,
-       rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503))
+       rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503), current=_current)
 async def update_idea(req, ctx: RequestContext) -> IdeaPublic:
     """Update an idea."""
-    return await ctx.run(ctx.services.ideas.update_idea, ctx.user.id, req.path_params["idea_id"], ctx.body, ctx.if_match)
+    return await ctx.run(ctx.services.ideas.update_idea, ctx.user.id, req.path_params["idea_id"], ctx.body, ctx.expected_version)
 
 
 @route(bp, "v1/ideas/{idea_id}", name="delete_idea", methods=["DELETE"], status=204, rate_group="write", tags=TAGS,
-       errors=(401, 404, 409, 412, 503))
+       errors=(401, 404, 409, 412, 503), current=_current)
 async def delete_idea(req, ctx: RequestContext) -> None:
     """Delete an idea."""
-    await ctx.run(ctx.services.ideas.delete_idea, ctx.user.id, req.path_params["idea_id"], ctx.if_match)
+    await ctx.run(ctx.services.ideas.delete_idea, ctx.user.id, req.path_params["idea_id"], ctx.expected_version)

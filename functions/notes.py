@@ -9,6 +9,10 @@ bp = func.Blueprint()
 TAGS = ("notes",)
 
 
+def _current(ctx: RequestContext) -> NotePublic:
+    return ctx.services.notes.get_note(ctx.user.id, ctx.request.path_params["note_id"])
+
+
 @route(bp, "v1/notes", query=NoteListQuery, response=NotePage, tags=TAGS, errors=(400, 401, 422, 503))
 async def list_notes(req, ctx: RequestContext) -> NotePage:
     """The caller's notes, newest first; `tag` and `symbol` filter."""
@@ -30,14 +34,14 @@ async def get_note(req, ctx: RequestContext) -> NotePublic:
 
 
 @route(bp, "v1/notes/{note_id}", name="update_note", methods=["PATCH"], body=NoteUpdate, response=NotePublic,
-       rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503))
+       rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503), current=_current)
 async def update_note(req, ctx: RequestContext) -> NotePublic:
     """Update a note."""
-    return await ctx.run(ctx.services.notes.update_note, ctx.user.id, req.path_params["note_id"], ctx.body, ctx.if_match)
+    return await ctx.run(ctx.services.notes.update_note, ctx.user.id, req.path_params["note_id"], ctx.body, ctx.expected_version)
 
 
 @route(bp, "v1/notes/{note_id}", name="delete_note", methods=["DELETE"], status=204, rate_group="write", tags=TAGS,
-       errors=(401, 404, 409, 412, 503))
+       errors=(401, 404, 409, 412, 503), current=_current)
 async def delete_note(req, ctx: RequestContext) -> None:
     """Delete a note."""
-    await ctx.run(ctx.services.notes.delete_note, ctx.user.id, req.path_params["note_id"], ctx.if_match)
+    await ctx.run(ctx.services.notes.delete_note, ctx.user.id, req.path_params["note_id"], ctx.expected_version)

@@ -13,6 +13,15 @@ bp = func.Blueprint()
 TAGS = ("portfolios",)
 
 
+def _portfolio(ctx: RequestContext) -> PortfolioPublic:
+    return ctx.services.portfolios.get_portfolio(ctx.user.id, ctx.request.path_params["portfolio_id"])
+
+
+def _position(ctx: RequestContext) -> PositionPublic:
+    params = ctx.request.path_params
+    return ctx.services.portfolios.get_position(ctx.user.id, params["portfolio_id"], params["position_id"])
+
+
 @route(bp, "v1/portfolios", query=PageQuery, response=PortfolioPage, tags=TAGS, errors=(400, 401, 422, 503))
 async def list_portfolios(req, ctx: RequestContext) -> PortfolioPage:
     """The caller's portfolios, newest first."""
@@ -33,18 +42,18 @@ async def get_portfolio(req, ctx: RequestContext) -> PortfolioPublic:
 
 
 @route(bp, "v1/portfolios/{portfolio_id}", name="update_portfolio", methods=["PATCH"], body=PortfolioUpdate,
-       response=PortfolioPublic, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503))
+       response=PortfolioPublic, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503), current=_portfolio)
 async def update_portfolio(req, ctx: RequestContext) -> PortfolioPublic:
     """Update a portfolio."""
     return await ctx.run(ctx.services.portfolios.update_portfolio, ctx.user.id, req.path_params["portfolio_id"],
-                         ctx.body, ctx.if_match)
+                         ctx.body, ctx.expected_version)
 
 
 @route(bp, "v1/portfolios/{portfolio_id}", name="delete_portfolio", methods=["DELETE"], status=204,
-       rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 503))
+       rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 503), current=_portfolio)
 async def delete_portfolio(req, ctx: RequestContext) -> None:
     """Delete a portfolio and its positions."""
-    await ctx.run(ctx.services.portfolios.delete_portfolio, ctx.user.id, req.path_params["portfolio_id"], ctx.if_match)
+    await ctx.run(ctx.services.portfolios.delete_portfolio, ctx.user.id, req.path_params["portfolio_id"], ctx.expected_version)
 
 
 @route(bp, "v1/portfolios/{portfolio_id}/valuation", response=PortfolioValuation, tags=TAGS, errors=(401, 404, 503))
@@ -80,16 +89,17 @@ async def get_position(req, ctx: RequestContext) -> PositionPublic:
 
 
 @route(bp, "v1/portfolios/{portfolio_id}/positions/{position_id}", name="update_position", methods=["PATCH"],
-       body=PositionUpdate, response=PositionPublic, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503))
+       body=PositionUpdate, response=PositionPublic, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503),
+       current=_position)
 async def update_position(req, ctx: RequestContext) -> PositionPublic:
     """Update quantity, cost basis or currency of a position."""
     return await ctx.run(ctx.services.portfolios.update_position, ctx.user.id, req.path_params["portfolio_id"],
-                         req.path_params["position_id"], ctx.body, ctx.if_match)
+                         req.path_params["position_id"], ctx.body, ctx.expected_version)
 
 
 @route(bp, "v1/portfolios/{portfolio_id}/positions/{position_id}", name="delete_position", methods=["DELETE"],
-       status=204, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 503))
+       status=204, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 503), current=_position)
 async def delete_position(req, ctx: RequestContext) -> None:
     """Delete a position."""
     await ctx.run(ctx.services.portfolios.delete_position, ctx.user.id, req.path_params["portfolio_id"],
-                  req.path_params["position_id"], ctx.if_match)
+                  req.path_params["position_id"], ctx.expected_version)

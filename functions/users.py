@@ -6,12 +6,24 @@ from shared.http import RequestContext, route
 from shared.http.schemas import PageQuery
 from shared.schemas.dashboard import DashboardPublic
 from shared.schemas.users import (
-    ApiKeyCreate, ApiKeyCreated, ApiKeyPage, PreferencesPublic, PreferencesUpdate, ProfilePublic, ProfileUpdate,
+    ApiKeyCreate, ApiKeyCreated, ApiKeyPage, ApiKeyPublic, PreferencesPublic, PreferencesUpdate, ProfilePublic, ProfileUpdate,
     UserCreate, UserCreated, UserPage, UserPublic,
 )
 
 bp = func.Blueprint()
 TAGS = ("users",)
+
+
+def _profile(ctx: RequestContext) -> ProfilePublic:
+    return ctx.services.users.get_profile(ctx.user.id)
+
+
+def _preferences(ctx: RequestContext) -> PreferencesPublic:
+    return ctx.services.users.get_preferences(ctx.user.id)
+
+
+def _api_key(ctx: RequestContext) -> ApiKeyPublic:
+    return ctx.services.users.get_api_key(ctx.user.id, ctx.request.path_params["key_id"])
 
 
 @route(bp, "v1/users/me", response=UserPublic, tags=TAGS, errors=(401, 404, 503))
@@ -27,10 +39,10 @@ async def get_my_profile(req, ctx: RequestContext) -> ProfilePublic:
 
 
 @route(bp, "v1/users/me/profile", name="update_my_profile", methods=["PATCH"], body=ProfileUpdate,
-       response=ProfilePublic, rate_group="write", tags=TAGS, errors=(401, 409, 412, 422, 503))
+       response=ProfilePublic, rate_group="write", tags=TAGS, errors=(401, 409, 412, 422, 503), current=_profile)
 async def update_my_profile(req, ctx: RequestContext) -> ProfilePublic:
     """Update fields of the caller's profile; send `If-Match` with the ETag you read."""
-    return await ctx.run(ctx.services.users.update_profile, ctx.user.id, ctx.body, ctx.if_match)
+    return await ctx.run(ctx.services.users.update_profile, ctx.user.id, ctx.body, ctx.expected_version)
 
 
 @route(bp, "v1/users/me/preferences", response=PreferencesPublic, tags=TAGS, errors=(401, 503))
@@ -40,10 +52,10 @@ async def get_my_preferences(req, ctx: RequestContext) -> PreferencesPublic:
 
 
 @route(bp, "v1/users/me/preferences", name="replace_my_preferences", methods=["PUT"], body=PreferencesUpdate,
-       response=PreferencesPublic, rate_group="write", tags=TAGS, errors=(401, 409, 412, 422, 503))
+       response=PreferencesPublic, rate_group="write", tags=TAGS, errors=(401, 409, 412, 422, 503), current=_preferences)
 async def replace_my_preferences(req, ctx: RequestContext) -> PreferencesPublic:
     """Replace the caller's preferences (omitted fields return to defaults)."""
-    return await ctx.run(ctx.services.users.replace_preferences, ctx.user.id, ctx.body, ctx.if_match)
+    return await ctx.run(ctx.services.users.replace_preferences, ctx.user.id, ctx.body, ctx.expected_version)
 
 
 @route(bp, "v1/users/me/dashboard", response=DashboardPublic, tags=TAGS, errors=(401, 503))
@@ -69,10 +81,18 @@ async def list_my_api_keys(req, ctx: RequestContext) -> ApiKeyPage:
     return await ctx.run(ctx.services.users.list_api_keys, ctx.user.id, limit=ctx.query.limit, cursor=ctx.query.cursor)
 
 
+@route(bp, "v1/users/me/api-keys/{key_id}", response=ApiKeyPublic, tags=TAGS, errors=(401, 404, 503))
+async def get_my_api_key(req, ctx: RequestContext) -> ApiKeyPublic:
+    """One of the caller's active API keys (no secret); its ETag is what `If-Match` on revoke compares with."""
+    return await ctx.run(_api_key, ctx)
+
+
 @route(bp, "v1/users/me/api-keys/{key_id}", name="revoke_my_api_key", methods=["DELETE"], status=204,
-       rate_group="write", tags=TAGS, errors=(401, 404, 503))
+       rate_group="write", tags=TAGS, errors=(401, 404, 412, 503), current=_api_key)
 async def revoke_my_api_key(req, ctx: RequestContext) -> None:
     """Revoke one of the caller's API keys."""
+    # A key changes only by being revoked, so the pipeline's If-Match check needs no pinning here:
+    # a concurrent revoke makes this one a 404.
     await ctx.run(ctx.services.users.revoke_api_key, ctx.user.id, req.path_params["key_id"])
 
 

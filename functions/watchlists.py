@@ -13,6 +13,14 @@ bp = func.Blueprint()
 TAGS = ("watchlists",)
 
 
+def _current(ctx: RequestContext) -> WatchlistPublic:
+    return ctx.services.watchlists.get_watchlist(ctx.user.id, ctx.request.path_params["watchlist_id"])
+
+
+def _current_entry(ctx: RequestContext) -> WatchlistPublic:
+    return ctx.services.watchlists.get_symbol_entry(ctx.user.id, ctx.request.path_params["watchlist_id"], ctx.path.symbol)
+
+
 @route(bp, "v1/watchlists", query=PageQuery, response=WatchlistPage, tags=TAGS, errors=(400, 401, 422, 503))
 async def list_watchlists(req, ctx: RequestContext) -> WatchlistPage:
     """The caller's watchlists, newest first."""
@@ -34,18 +42,19 @@ async def get_watchlist(req, ctx: RequestContext) -> WatchlistPublic:
 
 
 @route(bp, "v1/watchlists/{watchlist_id}", name="update_watchlist", methods=["PATCH"], body=WatchlistUpdate,
-       response=WatchlistPublic, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 502, 503))
+       response=WatchlistPublic, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 502, 503),
+       current=_current)
 async def update_watchlist(req, ctx: RequestContext) -> WatchlistPublic:
     """Update a watchlist (`symbols` replaces the list)."""
     return await ctx.run(ctx.services.watchlists.update_watchlist, ctx.user.id, req.path_params["watchlist_id"],
-                         ctx.body, ctx.if_match)
+                         ctx.body, ctx.expected_version)
 
 
 @route(bp, "v1/watchlists/{watchlist_id}", name="delete_watchlist", methods=["DELETE"], status=204,
-       rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 503))
+       rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 503), current=_current)
 async def delete_watchlist(req, ctx: RequestContext) -> None:
     """Delete a watchlist."""
-    await ctx.run(ctx.services.watchlists.delete_watchlist, ctx.user.id, req.path_params["watchlist_id"], ctx.if_match)
+    await ctx.run(ctx.services.watchlists.delete_watchlist, ctx.user.id, req.path_params["watchlist_id"], ctx.expected_version)
 
 
 @route(bp, "v1/watchlists/{watchlist_id}/symbols", name="add_watchlist_symbol", methods=["POST"],
@@ -60,7 +69,9 @@ async def add_watchlist_symbol(req, ctx: RequestContext) -> WatchlistPublic:
 
 
 @route(bp, "v1/watchlists/{watchlist_id}/symbols/{symbol}", name="remove_watchlist_symbol", methods=["DELETE"],
-       path=SymbolPath, status=204, rate_group="write", tags=TAGS, errors=(401, 404, 422, 503))
+       path=SymbolPath, status=204, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503),
+       current=_current_entry)
 async def remove_watchlist_symbol(req, ctx: RequestContext) -> None:
-    """Remove a symbol from a watchlist (404 when it is not in it)."""
-    await ctx.run(ctx.services.watchlists.remove_symbol, ctx.user.id, req.path_params["watchlist_id"], ctx.path.symbol)
+    """Remove a symbol from a watchlist (404 when it is not in it); `If-Match` names the watchlist's ETag."""
+    await ctx.run(ctx.services.watchlists.remove_symbol, ctx.user.id, req.path_params["watchlist_id"], ctx.path.symbol,
+                  ctx.expected_version)

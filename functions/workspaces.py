@@ -10,6 +10,10 @@ bp = func.Blueprint()
 TAGS = ("workspaces",)
 
 
+def _current(ctx: RequestContext) -> WorkspacePublic:
+    return ctx.services.workspaces.get_workspace(ctx.user.id, ctx.request.path_params["workspace_id"])
+
+
 @route(bp, "v1/workspaces", query=WorkspaceListQuery, response=WorkspacePage, tags=TAGS, errors=(400, 401, 422, 503),
        stream_media_type=NDJSON)
 async def list_workspaces(req, ctx: RequestContext):
@@ -35,15 +39,15 @@ async def get_workspace(req, ctx: RequestContext) -> WorkspacePublic:
 
 
 @route(bp, "v1/workspaces/{workspace_id}", name="update_workspace", methods=["PATCH"], body=WorkspaceUpdate,
-       response=WorkspacePublic, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503))
+       response=WorkspacePublic, rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 422, 503), current=_current)
 async def update_workspace(req, ctx: RequestContext) -> WorkspacePublic:
     """Update a workspace; `If-Match` makes it conditional (412 when stale)."""
     return await ctx.run(ctx.services.workspaces.update_workspace, ctx.user.id, req.path_params["workspace_id"],
-                         ctx.body, ctx.if_match)
+                         ctx.body, ctx.expected_version)
 
 
 @route(bp, "v1/workspaces/{workspace_id}", name="delete_workspace", methods=["DELETE"], status=204,
-       rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 503))
+       rate_group="write", tags=TAGS, errors=(401, 404, 409, 412, 503), current=_current)
 async def delete_workspace(req, ctx: RequestContext) -> None:
     """Delete a workspace."""
-    await ctx.run(ctx.services.workspaces.delete_workspace, ctx.user.id, req.path_params["workspace_id"], ctx.if_match)
+    await ctx.run(ctx.services.workspaces.delete_workspace, ctx.user.id, req.path_params["workspace_id"], ctx.expected_version)

@@ -135,6 +135,10 @@ param grokApiKey string = ''
 @description('Alpha Vantage API key. Stored in Key Vault as ALPHA-VANTAGE-API-KEY.')
 param alphaVantageApiKey string = ''
 
+@secure()
+@description('HMAC key of pagination cursors, stored in Key Vault as CURSOR-SIGNING-KEY. Generated afresh by each provision (open cursors then answer 422 and clients start their list again); not mapped to an azd variable, so it never sits in .azure/<env>/.env.')
+param cursorSigningKey string = newGuid()
+
 // ---------------------------------------------------------------------------------------
 // App behaviour (app settings; names match shared/config/env.py)
 // ---------------------------------------------------------------------------------------
@@ -246,6 +250,7 @@ module secrets './app/secrets.bicep' = {
     openAiApiKey: openAiApiKey
     grokApiKey: grokApiKey
     alphaVantageApiKey: alphaVantageApiKey
+    cursorSigningKey: cursorSigningKey
     externalMongoUri: mongoMode == 'external' ? externalMongoUri : ''
   }
 }

@@ -89,6 +89,14 @@ class ConversationFull(ValidationFailed):
     type, title = "conversation-full", "Conversation is full"
 
 
+class InvalidCursor(ValidationFailed):
+    """A pagination cursor this API did not issue for this list and caller (forged, edited, truncated, replayed)."""
+
+    def __init__(self, detail: str = "Invalid pagination cursor", **kw: Any) -> None:
+        kw.setdefault("errors", {"cursor": ["Not a cursor this API issued"]})
+        super().__init__(detail, **kw)
+
+
 class RateLimited(ApiError):
     status, type, title = 429, "rate-limited", "Rate limit exceeded"
 

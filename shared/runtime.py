@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError, DatabaseUnavailable, ServiceUnavailable
+from shared.http.cursors import CursorSeal
 from shared.http.metrics import Metrics
 from shared.http.stream_slots import StreamSlots
 from shared.logging import configure_logging, register_secrets
@@ -43,6 +44,7 @@ class Core:
     stream_slots: StreamSlots
     # One thread per admitted stream: the instance cap is the pool size, so a stream never queues for one.
     stream_executor: ThreadPoolExecutor
+    cursors: CursorSeal
     backends: dict[str, str] = field(default_factory=dict)
     last_health: Any = None  # (monotonic time, probe results), reused briefly by shared.services.health
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -180,6 +182,7 @@ def build_core(
         stream_slots=StreamSlots(settings.chat.max_streams_per_user, settings.chat.max_streams_per_instance),
         stream_executor=ThreadPoolExecutor(max_workers=settings.chat.max_streams_per_instance,
                                            thread_name_prefix="stream"),
+        cursors=CursorSeal.from_settings(settings),
         closers=closers,
     )
     core.backends = {

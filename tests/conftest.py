@@ -87,3 +87,38 @@ def make_user(core):
         return user, {"X-API-Key": key}
 
     return make
+
+
+def inside_one_minute(seconds_needed: float = 3.0) -> None:
+    """Rate-limit windows are aligned to the minute: wait for a fresh one when this one is about to end."""
+    import time
+
+    left = 60 - time.time() % 60
+    if left < seconds_needed:
+        time.sleep(left + 0.05)
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Serve a fresh Core built from `make_settings(tmp_path, **overrides)` (local admin seeded) through the
+    local host's ASGI app; returns a TestClient. `peer` is the socket address the app sees."""
+    from starlette.testclient import TestClient
+
+    from devhost.app import build_asgi_app
+    from shared.runtime import build_core, set_core
+
+    started = []
+
+    def start(peer: tuple[str, int] = ("testclient", 50000), **overrides):
+        core = build_core(make_settings(tmp_path, **overrides))
+        core.services.auth.seed_local_admin()
+        previous = set_core(core)
+        client = TestClient(build_asgi_app(), client=peer).__enter__()
+        started.append((client, core, previous))
+        return client
+
+    yield start
+    for client, core, previous in reversed(started):
+        client.__exit__(None, None, None)
+        set_core(previous)
+        core.close()

@@ -13,6 +13,10 @@ param grokApiKey string = ''
 param alphaVantageApiKey string = ''
 
 @secure()
+@description('HMAC key of pagination cursors (main.bicep generates one per provision, so it is always written).')
+param cursorSigningKey string
+
+@secure()
 @description('External MongoDB/Atlas URI (external mode only).')
 param externalMongoUri string = ''
 
@@ -42,6 +46,15 @@ module alphaVantageSecret '../core/security/keyvault-secret.bicep' = if (!empty(
     keyVaultName: keyVaultName
     name: 'ALPHA-VANTAGE-API-KEY'
     value: alphaVantageApiKey
+  }
+}
+
+module cursorSigningKeySecret '../core/security/keyvault-secret.bicep' = if (!empty(cursorSigningKey)) {
+  name: 'secret-cursor-signing-key'
+  params: {
+    keyVaultName: keyVaultName
+    name: 'CURSOR-SIGNING-KEY'
+    value: cursorSigningKey
   }
 }
 

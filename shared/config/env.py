@@ -33,6 +33,8 @@ OVERRIDES: tuple[EnvSetting, ...] = (
     EnvSetting("CORS_ORIGINS", "http.cors.origins", kind="list"),
     EnvSetting("MAX_BODY_BYTES", "http.max_body_bytes", kind="int"),
     EnvSetting("BEHIND_AZURE_FRONTEND", "http.behind_azure_frontend", kind="bool"),
+    EnvSetting("BEHIND_AZURE_FRONT_DOOR", "http.behind_azure_front_door", kind="bool"),
+    EnvSetting("CURSOR_SIGNING_KEY", "http.cursor_signing_key", secret=True),
     EnvSetting("RATE_LIMITS", "rate_limits.groups", kind="map"),  # e.g. "read=600/minute,chat=10/minute"
     EnvSetting("LOCAL_DEV_API_KEY", "auth.local_dev_api_key", secret=True),
     EnvSetting("EASY_AUTH_ENABLED", "auth.easy_auth_enabled", kind="bool"),
@@ -87,6 +89,7 @@ KEYVAULT_SECRETS: tuple[str, ...] = (
     "ALPHA_VANTAGE_API_KEY",
     "REDIS_PASSWORD",
     "MONGODB_PASSWORD",
+    "CURSOR_SIGNING_KEY",
 )
 
 # Read by the Functions host or the Azure SDK, not by our code; listed so parity tests know them.

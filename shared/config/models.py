@@ -34,7 +34,12 @@ class HttpSettings(_Section):
     max_body_bytes: int = 1_048_576
     max_json_depth: int = 32
     max_string_length: int = 100_000
+    # The App Service / Functions front end appends the caller's address to X-Forwarded-For.
     behind_azure_frontend: bool = False
+    # Azure Front Door's X-Azure-SocketIP names the caller; trust it only when the app accepts Front Door traffic alone.
+    behind_azure_front_door: bool = False
+    # HMAC key of pagination cursors; required outside local (locally generated under the data directory).
+    cursor_signing_key: SecretStr | None = Field(None, min_length=32)
     cors: CorsSettings = CorsSettings()
 
 

@@ -282,9 +282,10 @@ class MongoWatchlistRepository(_NamedOwnedRepository):
                                        errors={"symbol": [f"At most {max_symbols} symbols per watchlist"]}) from None
             raise
 
-    def remove_symbol(self, owner_id: str, id: Any, symbol: str) -> dict[str, Any]:
-        return self._do_update(self._scoped_id(owner_id, id),
-                               {"$pull": {"symbols": normalize_symbol(symbol)}}, check_version=False)
+    def remove_symbol(self, owner_id: str, id: Any, symbol: str, expected_version: int | None = None) -> dict[str, Any]:
+        """Pull `symbol`; with `expected_version` only from that version (PreconditionFailed otherwise)."""
+        return self._do_update(self._scoped_id(owner_id, id), {"$pull": {"symbols": normalize_symbol(symbol)}},
+                               expected_version=expected_version, check_version=False)
 
 
 class MongoPortfolioRepository(OwnedRepository):

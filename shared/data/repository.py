@@ -8,8 +8,6 @@ ever see shared.errors classes. Documents come back normalized (see
 
 from __future__ import annotations
 
-import base64
-import binascii
 import inspect
 import logging
 import random
@@ -19,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from shared.data.errors import translated
-from shared.data.utils import get_path, normalize_document, utc_now
+from shared.data.utils import cursor_field_types, decode_cursor, encode_cursor, keyset_filter, normalize_document, utc_now
 from shared.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 
 if TYPE_CHECKING:
@@ -85,42 +83,6 @@ def parse_sort(sort: SortSpec, default: Sequence[tuple[str, int]]) -> list[tuple
     if not any(f == "_id" for f, _ in keys):
         keys.append(("_id", keys[-1][1] if keys else 1))
     return keys
-
-
-def encode_cursor(sort: list[tuple[str, int]], doc: Mapping[str, Any]) -> str:
-    """Opaque cursor: base64url(extended JSON of the sort spec and the last document's sort values)."""
-    from bson import json_util
-
-    payload = {"s": [[f, d] for f, d in sort], "v": [get_path(doc, f) for f, _ in sort]}
-    raw = json_util.dumps(payload, json_options=json_util.CANONICAL_JSON_OPTIONS)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, sort: list[tuple[str, int]]) -> list[Any]:
-    """Values of the last seen document; ValidationFailed (422, on `cursor`) when malformed or issued for another sort."""
-    from bson import json_util
-
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        payload = json_util.loads(raw.decode(), json_options=json_util.CANONICAL_JSON_OPTIONS)
-        spec = [(str(f), int(d)) for f, d in payload["s"]]
-        values = list(payload["v"])
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise ValidationFailed("Invalid pagination cursor", errors={"cursor": ["Not a cursor this API issued"]}) from None
-    if spec != sort or len(values) != len(sort):
-        raise ValidationFailed("Pagination cursor does not match the requested sort",
-                               errors={"cursor": ["Issued for a different sort order"]})
-    return values
-
-
-def keyset_filter(sort: list[tuple[str, int]], values: list[Any]) -> dict[str, Any]:
-    """Documents strictly after `values` in `sort` order (lexicographic over the sort keys)."""
-    clauses = []
-    for i, (field, direction) in enumerate(sort):
-        clause = {f: values[j] for j, (f, _) in enumerate(sort[:i])}
-        clause[field] = {"$gt" if direction > 0 else "$lt": values[i]}
-        clauses.append(clause)
-    return clauses[0] if len(clauses) == 1 else {"$or": clauses}
 
 
 #: Public methods that report instead of raising (and account for the breaker themselves).
@@ -265,7 +227,8 @@ class MongoGenericRepository:
         size = self.default_page_size if limit is None else max(1, min(int(limit), self.max_page_size))
         query = filter
         if cursor:
-            after = keyset_filter(keys, decode_cursor(cursor, keys))
+            types = cursor_field_types(self.collection_name, keys, string_ids=self.string_ids)
+            after = keyset_filter(keys, decode_cursor(cursor, keys, types))
             query = {"$and": [filter, after]} if filter else after
         if isinstance(projection, Mapping) and projection and any(bool(v) for v in projection.values()):
             # Inclusion projections must keep the sort keys so the cursor can be built.

@@ -1,14 +1,18 @@
 """The request pipeline. Every HTTP function is declared through `route()`; nothing else
 touches HTTP concerns.
 
-Order, per DESIGN.md: request id -> request log -> body size (413) -> JSON parsing (400)
--> validation (422) -> authentication (401) -> rate limit (429) -> handler -> security
-headers, CORS, RateLimit-* -> response log. Any `ApiError` (and any unexpected exception,
-as a generic 500 whose traceback is only logged) becomes one RFC 9457 problem body.
+Order: request id -> request log -> authentication from headers alone (401; failed sign-ins
+are limited per client address, 429) -> role (403) -> rate limit (429) -> body size (413) ->
+JSON parsing (400) -> validation (422) -> cursor (422) -> If-Match (400, 404, 412) -> handler
+-> security headers, CORS, RateLimit-* -> response log. Credentials come first, so an
+anonymous caller learns nothing about a body (no field errors) and a bad key counts as a
+failed sign-in whatever the body. Any `ApiError` (and any unexpected exception, as a generic
+500 whose traceback is only logged) becomes one RFC 9457 problem body.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import re
 import time
@@ -23,11 +27,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import errors
+from shared.http.preconditions import etag, parse_if_match, required_version
 from shared.http.problems import problem_response
 from shared.logging import request_id_var, user_id_var
 from shared.services.principal import Principal
 
 if TYPE_CHECKING:
+    from shared.config.models import HttpSettings
     from shared.runtime import Core
 
 log = logging.getLogger("stockagent.http")
@@ -62,6 +68,8 @@ class RouteSpec:
     stream_media_type: str | None = None  # "text/event-stream" / "application/x-ndjson" when the handler may stream
     location: Callable[[Any], str] | None = None
     include_in_schema: bool = True
+    # Reads the target resource (anything with a `version`) when the request carries If-Match.
+    current: Callable[["RequestContext"], Any] | None = None
 
     @property
     def public_path(self) -> str:
@@ -114,6 +122,8 @@ class RequestContext:
     body: Any = None
     query: Any = None
     path: Any = None
+    # The version a conditional write must find: set from If-Match (None without it, or for `*`).
+    expected_version: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -129,15 +139,9 @@ class RequestContext:
         return await self.core.run(fn, *args, **kwargs)
 
     @property
-    def if_match(self) -> int | None:
-        """The version named by an `If-Match` ETag (W/"3" or "3"), or None when absent."""
-        raw = self.request.headers.get("if-match")
-        if raw is None or raw.strip() == "*":
-            return None
-        match = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', raw)
-        if not match:  # malformed, not stale: 412 is for a well-formed ETag that no longer matches
-            raise errors.BadRequest("If-Match must be an ETag returned by this API, e.g. W/\"3\"")
-        return int(match.group(1))
+    def cursor_scope(self) -> str:
+        """What a pagination cursor is bound to: this route and this caller."""
+        return f"{self.spec.name}:{self.user.id if self.user else ''}"
 
 
 # ---------------------------------------------------------------- input parsing
@@ -265,16 +269,40 @@ def request_id_from(request: Request) -> str:
     return uuid.uuid4().hex
 
 
-def client_ip(request: Request, behind_frontend: bool) -> str:
-    if behind_frontend:
-        forwarded = request.headers.get("x-forwarded-for")
-        if forwarded:
-            # The Azure front end appends "client:port" as the first hop.
-            first = forwarded.split(",")[0].strip()
-            if first.startswith("["):  # [v6]:port
-                return first[1:].split("]", 1)[0]
-            return first.rsplit(":", 1)[0] if first.count(":") == 1 else first  # v4:port, or bare v6
+def client_ip(request: Request, http: "HttpSettings") -> str:
+    """The caller's address, from what the platform (never the caller) put on the request.
+
+    - `behind_azure_front_door`: Front Door's `X-Azure-SocketIP`, the address of the TCP connection
+      it accepted. (`X-Azure-ClientIP` is not used: Front Door derives it from the caller's own
+      `X-Forwarded-For`.) Only safe when the app accepts traffic from that Front Door alone.
+    - `behind_azure_frontend`: the rightmost `X-Forwarded-For` hop, which the App Service /
+      Functions front end appends (`ip:port`) to whatever the caller sent; the leftmost hops are
+      the caller's to choose.
+    - otherwise the socket peer (the local host serves with forwarding headers ignored).
+    """
+    if http.behind_azure_front_door:
+        socket_ip = _address(request.headers.get("x-azure-socketip", ""))
+        if socket_ip:
+            return socket_ip
+    if http.behind_azure_frontend:
+        hops = ",".join(request.headers.getlist("x-forwarded-for")).split(",")
+        appended = _address(hops[-1])
+        if appended:
+            return appended
     return request.client.host if request.client else "unknown"
+
+
+def _address(hop: str) -> str | None:
+    """The IP address of one forwarding hop (`v4`, `v4:port`, `v6`, `[v6]:port`), normalised; None if it is not one."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        hop = hop[1:].split("]", 1)[0]
+    elif hop.count(":") == 1:
+        hop = hop.rsplit(":", 1)[0]
+    try:
+        return str(ipaddress.ip_address(hop))
+    except ValueError:
+        return None
 
 
 SECURITY_HEADERS = {
@@ -347,7 +375,7 @@ def _json_default(value: Any) -> Any:
 
 def _etag_of(result: Any) -> str | None:
     version = getattr(result, "version", None) if not isinstance(result, dict) else result.get("version")
-    return f'W/"{version}"' if isinstance(version, int) else None
+    return etag(version) if isinstance(version, int) and not isinstance(version, bool) else None
 
 
 def render(result: Any, spec: RouteSpec, ctx: RequestContext) -> Response:
@@ -355,10 +383,13 @@ def render(result: Any, spec: RouteSpec, ctx: RequestContext) -> Response:
         return result
     if spec.status == 204 or result is None and spec.response is None:
         return Response(status_code=204)
+    if isinstance(result, BaseModel) and getattr(result, "next_cursor", None):
+        # A page's cursor leaves the API sealed to this route and caller (see shared/http/cursors.py).
+        result = result.model_copy(update={"next_cursor": ctx.core.cursors.seal(result.next_cursor, ctx.cursor_scope)})
     response = Response(dump_json(result), status_code=spec.status, media_type="application/json")
-    etag = _etag_of(result)
-    if etag:
-        response.headers["ETag"] = etag
+    tag = _etag_of(result)
+    if tag:
+        response.headers["ETag"] = tag
     if spec.location is not None and spec.status == 201:
         response.headers["Location"] = spec.location(result)
     return response
@@ -382,9 +413,6 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
     try:
         core = await get_core_async()
         ctx = RequestContext(request=request, request_id=request_id, spec=spec, core=core)
-        ctx.body = await _parse_body(request, spec, core)
-        ctx.path = _parse_params(spec.path, request.path_params)
-        ctx.query = _parse_params(spec.query, _single_valued(request.query_params)) if spec.query else None
         if spec.auth != "public":
             try:
                 ctx.user = await core.authenticate(request)
@@ -392,27 +420,41 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
                     raise errors.Unauthorized("Missing API key or bearer token")
             except errors.Unauthorized:
                 # Failed sign-ins are limited per client address, so guessing keys is throttled too.
-                ip = client_ip(request, core.settings.http.behind_azure_frontend)
-                limit_result = await core.rate_limit("auth_failures", f"ip:{ip}")
+                limit_result = await core.rate_limit("auth_failures", f"ip:{client_ip(request, core.settings.http)}")
                 if limit_result is not None and not limit_result.allowed:
-                    raise errors.RateLimited("Too many failed sign-ins", retry_after=limit_result.retry_after) from None
+                    raise errors.RateLimited("Too many failed sign-ins", retry_after=limit_result.retry_after,
+                                             headers=rate_limit_headers(limit_result)) from None
                 raise
             user_id_var.set(ctx.user.id if ctx.user else None)
             if spec.auth == "admin" and not ctx.user.is_admin:
                 raise errors.Forbidden("This operation requires the admin role")
         if spec.rate_group:
-            key = f"user:{ctx.user.id}" if ctx.user else f"ip:{client_ip(request, core.settings.http.behind_azure_frontend)}"
+            key = f"user:{ctx.user.id}" if ctx.user else f"ip:{client_ip(request, core.settings.http)}"
             limit_result = await core.rate_limit(spec.rate_group, key)
             if limit_result is not None and not limit_result.allowed:
                 raise errors.RateLimited(
                     f"Rate limit for {spec.rate_group} exceeded", retry_after=int(limit_result.retry_after) or 1,
                     headers=rate_limit_headers(limit_result),
                 )
+        ctx.body = await _parse_body(request, spec, core)
+        ctx.path = _parse_params(spec.path, request.path_params)
+        ctx.query = _parse_params(spec.query, _single_valued(request.query_params)) if spec.query else None
+        if getattr(ctx.query, "cursor", None):
+            ctx.query = ctx.query.model_copy(update={"cursor": core.cursors.open(ctx.query.cursor, ctx.cursor_scope)})
+        if spec.current is not None:
+            condition = parse_if_match(request.headers.getlist("if-match"))
+            if condition is not None:
+                # Read the resource first: a missing one is 404 whatever If-Match says (RFC 9110 13.2.1).
+                ctx.expected_version = required_version(condition, await ctx.run(spec.current, ctx))
         result = await spec.handler(request, ctx)
         response = render(result, spec, ctx)
         for key, value in ctx.response_headers.items():
             response.headers[key] = value
     except errors.ApiError as err:
+        if isinstance(err, errors.RateLimited) and "RateLimit-Limit" not in err.headers:
+            # Another limit refused (e.g. the daily token budget): its Retry-After stands alone, with no
+            # per-minute RateLimit-* headers contradicting it.
+            limit_result = None
         response = problem_response(err, instance=request.url.path, request_id=request_id)
     except Exception:
         log.exception("unhandled error in %s", route)
@@ -469,8 +511,17 @@ def route(
     stream_media_type: str | None = None,
     location: Callable[[Any], str] | None = None,
     include_in_schema: bool = True,
+    current: Callable[[RequestContext], Any] | None = None,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-    """Register `handler(req, ctx)` as an Azure Functions HTTP function on `bp` behind the pipeline."""
+    """Register `handler(req, ctx)` as an Azure Functions HTTP function on `bp` behind the pipeline.
+
+    A user's PUT/PATCH/DELETE must say how to read its target (`current`, run in a worker thread
+    only when the request carries If-Match): the pipeline answers If-Match itself and hands the
+    handler `ctx.expected_version` to make the write conditional on.
+    """
+    verbs = {m.upper() for m in methods}
+    if auth != "public" and verbs & {"PUT", "PATCH", "DELETE"} and current is None:
+        raise ValueError(f"{template} {sorted(verbs)}: a conditional method needs current= to honour If-Match")
 
     def decorator(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         doc = (handler.__doc__ or "").strip()
@@ -496,6 +547,7 @@ def route(
             stream_media_type=stream_media_type,
             location=location,
             include_in_schema=include_in_schema,
+            current=current,
         )
         registry.add(spec)
         _register_function(bp, spec)

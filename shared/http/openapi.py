@@ -9,6 +9,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from shared.http.api import API_PREFIX, Registry, RouteSpec
+from shared.http.preconditions import DOCUMENTED_PATTERN, MAX_LENGTH
 from shared.http.schemas import Problem
 
 _ERROR_TITLES = {
@@ -25,6 +26,15 @@ _ERROR_TITLES = {
     500: "Internal server error",
     502: "Upstream service failed",
     503: "Service unavailable",
+}
+# What a status means where the schema cannot say it (a valid request refused for server state).
+_ERROR_DESCRIPTIONS = {
+    412: "Precondition failed: If-Match is well-formed but names no current version of the resource "
+         "(reload it and send its ETag); `current_version` says which version it is at",
+    422: "Validation failed; `errors` names each field. Besides what the schema states, a schema-valid value is "
+         "refused when it depends on server state: a `cursor` this API did not issue for this list and caller, "
+         "a referenced symbol, workspace, watchlist or portfolio that does not exist, a date range an interval "
+         "does not allow",
 }
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 # What one event (SSE `data:`) or one line (NDJSON) of a streamed response holds.
@@ -123,11 +133,13 @@ def _build(registry: Registry, *, title: str, version: str) -> dict[str, Any]:
             for name in path_names:
                 if name not in declared:
                     params.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
-            if method in ("PUT", "PATCH", "DELETE") and spec.auth != "public":
+            if spec.current is not None:
                 params.append({
                     "name": "If-Match", "in": "header", "required": False,
-                    "description": "ETag of the version you read; 412 when it is stale",
-                    "schema": {"type": "string", "pattern": r'^(W/)?"?\d+"?$'},
+                    "description": 'The ETag you read (e.g. "3"), a comma-separated list of them, or * (any current '
+                                   'version). Strong comparison: a weak W/"3" never matches. 412 when no tag names '
+                                   'the current version; 400 when the field is malformed.',
+                    "schema": {"type": "string", "maxLength": MAX_LENGTH, "pattern": DOCUMENTED_PATTERN},
                 })
             if params:
                 op["parameters"] = params
@@ -154,9 +166,11 @@ def _build(registry: Registry, *, title: str, version: str) -> dict[str, Any]:
                 codes.add(429)
             if path_names:
                 codes.add(404)
+            if spec.current is not None:
+                codes.add(412)
             for code in sorted(codes):
                 responses[str(code)] = {
-                    "description": _ERROR_TITLES.get(code, "Error"),
+                    "description": _ERROR_DESCRIPTIONS.get(code, _ERROR_TITLES.get(code, "Error")),
                     "content": {"application/problem+json": {"schema": _PROBLEM_REF}},
                 }
             responses["default"] = {"description": "Error", "content": {"application/problem+json": {"schema": _PROBLEM_REF}}}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +23,8 @@ class QueryModel(BaseModel):
 
 class PageQuery(QueryModel):
     limit: int = Field(20, ge=1, le=100, description="Page size (1-100)")
-    cursor: str | None = Field(None, max_length=512, pattern=r"^[A-Za-z0-9_\-=]*$", description="Opaque cursor from next_cursor")
+    cursor: str | None = Field(None, max_length=512, pattern=r"^[A-Za-z0-9_\-=]*$",
+                               description="Opaque cursor from next_cursor, valid for the same list and caller only")
 
 
 class Page(BaseModel, Generic[T]):
@@ -57,7 +57,3 @@ class HealthReport(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"]
     version: str
     components: dict[str, ComponentHealth]
-
-
-def encode_cursor(raw: str) -> str:
-    return base64.urlsafe_b64encode(raw.encode()).decode()

@@ -93,6 +93,7 @@ class ApiKeyPublic(BaseModel):
     id: str
     name: str | None = None
     prefix: str
+    version: int
     created_at: datetime
     last_used_at: datetime | None = None
 

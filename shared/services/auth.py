@@ -399,6 +399,13 @@ class AuthService(BaseService):
     def list_api_keys(self, user_id: str, *, limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         return self._keys.find_many(user_id, {"revoked_at": None}, limit=limit, cursor=cursor)
 
+    def get_api_key(self, user_id: str, key_id: str) -> dict[str, Any]:
+        """One of the user's active keys (its record: never the secret); NotFound when revoked, missing or another's."""
+        record = self._keys.get(user_id, key_id)
+        if record.get("revoked_at"):
+            raise errors.NotFound("API key not found")
+        return record
+
     def revoke_api_key(self, user_id: str, key_id: str) -> None:
         """Revoke the user's key: refused from now on here, and on every instance at once while Redis is up."""
         record = self._keys.get(user_id, key_id)  # NotFound for another user's key

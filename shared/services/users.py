@@ -162,6 +162,9 @@ class UserService(BaseService):
         items, next_cursor = self._keys.list_api_keys(user_id, limit=limit, cursor=cursor)
         return ApiKeyPage(items=[ApiKeyPublic.model_validate(d) for d in items], next_cursor=next_cursor)
 
+    def get_api_key(self, user_id: str, key_id: str) -> ApiKeyPublic:
+        return ApiKeyPublic.model_validate(self._keys.get_api_key(user_id, key_id))
+
     def revoke_api_key(self, user_id: str, key_id: str) -> None:
         self._keys.revoke_api_key(user_id, key_id)
 

@@ -64,13 +64,19 @@ class WatchlistService(BaseService):
         sym = self._validated_symbols([symbol])[0]
         return WatchlistPublic.model_validate(self._repo.add_symbol(owner_id, watchlist_id, sym, max_symbols=MAX_SYMBOLS))
 
-    def remove_symbol(self, owner_id: str, watchlist_id: str, symbol: str) -> None:
-        """NotFound when the list is not the caller's or does not contain the symbol."""
+    def get_symbol_entry(self, owner_id: str, watchlist_id: str, symbol: str) -> WatchlistPublic:
+        """The watchlist, when it is the caller's and contains `symbol`; NotFound otherwise."""
+        watchlist = self.get_watchlist(owner_id, watchlist_id)
         sym = normalize_symbol(symbol)
-        current = self._repo.get(owner_id, watchlist_id)
-        if sym not in current.get("symbols", []):
+        if sym not in watchlist.symbols:
             raise NotFound(f"{sym} is not in this watchlist")
-        self._repo.remove_symbol(owner_id, watchlist_id, sym)
+        return watchlist
+
+    def remove_symbol(self, owner_id: str, watchlist_id: str, symbol: str, expected_version: int | None = None) -> None:
+        """NotFound when the list is not the caller's or does not contain the symbol; with `expected_version`,
+        PreconditionFailed when the list has changed since."""
+        self.get_symbol_entry(owner_id, watchlist_id, symbol)
+        self._repo.remove_symbol(owner_id, watchlist_id, normalize_symbol(symbol), expected_version)
 
     # ------------------------------------------------------------ helpers
 

@@ -211,13 +211,33 @@ def test_failed_sign_ins_are_rate_limited_per_address(tmp_path):
         core.close()
 
 
-@pytest.mark.parametrize("forwarded,expected", [("203.0.113.9:5555, 10.0.0.1", "203.0.113.9"),
-                                                ("[2001:db8::1]:443", "2001:db8::1"), ("2001:db8::2", "2001:db8::2")])
-def test_client_ip_behind_the_front_end(forwarded, expected):
-    from starlette.requests import Request
+# -- credentials before body -------------------------------------------------------------------
 
-    from shared.http.api import client_ip
+@pytest.mark.parametrize("route,body", [
+    (BODY_ROUTE, b'{"dry_run": {"x": 1}, "role": "admin"}'),    # admin route, invalid fields
+    ("/api/v1/workspaces", b'{"nme": 1}'),                         # user route, unknown field
+    ("/api/v1/workspaces", b'{"name": '),                          # malformed JSON
+    ("/api/v1/workspaces", b"{" + b" " * (2 * 1024 * 1024) + b"}"),  # over the size limit
+])
+@pytest.mark.parametrize("credentials", [{}, {"X-API-Key": "sak_wrong"}, {"Authorization": "Bearer sak_wrong"}])
+def test_unauthenticated_requests_get_401_before_their_body_is_read(client, route, body, credentials):
+    r = client.post(route, content=body, headers={**credentials, "Content-Type": "application/json"})
+    problem = assert_problem(r, 401, "unauthorized")
+    assert "errors" not in problem  # nothing about the body's fields
 
-    scope = {"type": "http", "headers": [(b"x-forwarded-for", forwarded.encode())], "client": ("10.1.1.1", 1)}
-    assert client_ip(Request(scope), True) == expected
-    assert client_ip(Request(scope), False) == "10.1.1.1"
+
+def test_a_user_on_an_admin_route_gets_403_whatever_the_body(client, make_user):
+    _, headers = make_user()
+    assert_problem(client.post(BODY_ROUTE, json={"dry_run": "nope", "extra": 1}, headers=headers), 403, "forbidden")
+
+
+def test_a_bad_key_counts_as_a_failed_sign_in_whatever_the_body(serve):
+    from tests.conftest import inside_one_minute
+
+    inside_one_minute()
+    c = serve(rate_limits={"groups": {"write": "1000/minute", "auth_failures": "3/minute"}})
+    bodies = [b'{"name": 1}', b"{", b'{"x": "y"}', b"[]", b'{"name": "ok"}']
+    statuses = [c.post("/api/v1/workspaces", content=b, headers={"X-API-Key": f"sak_guess{i}",
+                                                                  "Content-Type": "application/json"}).status_code
+                for i, b in enumerate(bodies)]
+    assert statuses == [401, 401, 401, 429, 429]

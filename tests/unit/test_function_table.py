@@ -19,6 +19,7 @@ HTTP = {
     'get_my_dashboard': ('v1/users/me/dashboard', ('GET',)),
     'create_my_api_key': ('v1/users/me/api-keys', ('POST',)),
     'list_my_api_keys': ('v1/users/me/api-keys', ('GET',)),
+    'get_my_api_key': ('v1/users/me/api-keys/{key_id}', ('GET',)),
     'revoke_my_api_key': ('v1/users/me/api-keys/{key_id}', ('DELETE',)),
     'create_user': ('v1/users', ('POST',)),
     'list_users': ('v1/users', ('GET',)),

@@ -12,12 +12,12 @@ def test_workspace_crud_with_etags(client, alice):
     assert r.status_code == 201
     ws = r.json()
     assert r.headers["location"] == f"{BASE}/{ws['id']}"
-    assert r.headers["etag"] == 'W/"1"'
+    assert r.headers["etag"] == '"1"'
     r = client.get(f"{BASE}/{ws['id']}", headers=h)
-    assert r.status_code == 200 and r.json()["name"] == "Research" and r.headers["etag"] == 'W/"1"'
-    r = client.patch(f"{BASE}/{ws['id']}", json={"description": None}, headers={**h, "If-Match": 'W/"1"'})
-    assert r.status_code == 200 and r.json()["description"] is None and r.headers["etag"] == 'W/"2"'
-    r = client.delete(f"{BASE}/{ws['id']}", headers={**h, "If-Match": 'W/"2"'})
+    assert r.status_code == 200 and r.json()["name"] == "Research" and r.headers["etag"] == '"1"'
+    r = client.patch(f"{BASE}/{ws['id']}", json={"description": None}, headers={**h, "If-Match": '"1"'})
+    assert r.status_code == 200 and r.json()["description"] is None and r.headers["etag"] == '"2"'
+    r = client.delete(f"{BASE}/{ws['id']}", headers={**h, "If-Match": '"2"'})
     assert r.status_code == 204 and r.content == b""
     assert client.get(f"{BASE}/{ws['id']}", headers=h).status_code == 404
 
@@ -35,9 +35,9 @@ def test_stale_if_match_is_412_and_malformed_if_match_is_400(client, alice):
     _, h = alice
     ws = create(client, h, BASE, {"name": "A"})
     assert client.patch(f"{BASE}/{ws['id']}", json={"name": "B"}, headers=h).status_code == 200  # now version 2
-    r = client.patch(f"{BASE}/{ws['id']}", json={"name": "C"}, headers={**h, "If-Match": 'W/"1"'})
+    r = client.patch(f"{BASE}/{ws['id']}", json={"name": "C"}, headers={**h, "If-Match": '"1"'})
     assert r.status_code == 412 and r.json()["current_version"] == 2
-    r = client.delete(f"{BASE}/{ws['id']}", headers={**h, "If-Match": 'W/"1"'})
+    r = client.delete(f"{BASE}/{ws['id']}", headers={**h, "If-Match": '"1"'})
     assert r.status_code == 412
     assert client.patch(f"{BASE}/{ws['id']}", json={"name": "C"}, headers={**h, "If-Match": "garbage"}).status_code == 400
     assert client.get(f"{BASE}/{ws['id']}", headers=h).json()["name"] == "B"

@@ -22,18 +22,18 @@ def test_me(client, user):
     assert r.status_code == 200
     body = r.json()
     assert body["id"] == u["id"] and body["email"] == u["email"] and body["roles"] == ["user"]
-    assert r.headers["etag"] == f'W/"{body["version"]}"'
+    assert r.headers["etag"] == f'"{body["version"]}"'
     assert client.get("/api/v1/users/me").status_code == 401
 
 
 def test_profile_get_patch_and_if_match(client, user):
     _, h = user
     r = client.get("/api/v1/users/me/profile", headers=h)
-    assert r.status_code == 200 and r.json()["version"] == 0 and r.headers["etag"] == 'W/"0"'
+    assert r.status_code == 200 and r.json()["version"] == 0 and r.headers["etag"] == '"0"'
     r = client.patch("/api/v1/users/me/profile", json={"display_name": "Ann", "bio": "investor"},
-                     headers={**h, "If-Match": 'W/"0"'})
-    assert r.status_code == 200 and r.json()["display_name"] == "Ann" and r.headers["etag"] == 'W/"1"'
-    r = client.patch("/api/v1/users/me/profile", json={"bio": "stale"}, headers={**h, "If-Match": 'W/"0"'})
+                     headers={**h, "If-Match": '"0"'})
+    assert r.status_code == 200 and r.json()["display_name"] == "Ann" and r.headers["etag"] == '"1"'
+    r = client.patch("/api/v1/users/me/profile", json={"bio": "stale"}, headers={**h, "If-Match": '"0"'})
     assert r.status_code == 412
     assert client.get("/api/v1/users/me/profile", headers=h).json()["bio"] == "investor"
     assert client.patch("/api/v1/users/me/profile", json={"role": "admin"}, headers=h).status_code == 422
@@ -50,12 +50,12 @@ def test_preferences_put(client, user):
     r = client.put("/api/v1/users/me/preferences", json=body, headers=h)
     assert r.status_code == 200
     assert r.json()["currency"] == "EUR" and r.json()["default_watchlist_id"] == wl["id"]
-    assert r.headers["etag"] == 'W/"1"'
+    assert r.headers["etag"] == '"1"'
     assert client.put("/api/v1/users/me/preferences", json={"risk_profile": "yolo"}, headers=h).status_code == 422
     assert client.put("/api/v1/users/me/preferences", json={"currency": "EURO"}, headers=h).status_code == 422
     assert client.put("/api/v1/users/me/preferences", json={"default_watchlist_id": "000000000000000000000000"},
                       headers=h).status_code == 422
-    assert client.put("/api/v1/users/me/preferences", json={}, headers={**h, "If-Match": 'W/"5"'}).status_code == 412
+    assert client.put("/api/v1/users/me/preferences", json={}, headers={**h, "If-Match": '"5"'}).status_code == 412
     r = client.get("/api/v1/users/me/preferences", headers=h)
     assert r.json()["preferred_model_provider"] == "openai"
 

@@ -8,7 +8,9 @@ from shared.config import ConfigLoader, load_settings, normalize_env
 from shared.config.keyvault import fetch_keyvault_secrets
 from shared.errors import ConfigError
 
-PROD = {"APP_ENV": "production", "MONGODB_URI": "mongodb://db.example:27017", "ALPHA_VANTAGE_API_KEY": "av-secret"}
+CURSOR_KEY = "k" * 32
+PROD = {"APP_ENV": "production", "MONGODB_URI": "mongodb://db.example:27017", "ALPHA_VANTAGE_API_KEY": "av-secret",
+        "CURSOR_SIGNING_KEY": CURSOR_KEY}
 
 
 @pytest.mark.parametrize(
@@ -83,9 +85,16 @@ def test_rate_limits_setting_merges_named_groups():
 
 def test_missing_required_secret_in_production_names_it():
     with pytest.raises(ConfigError, match="^MONGODB_URI is required when APP_ENV=production$"):
-        load_settings({"APP_ENV": "production", "ALPHA_VANTAGE_API_KEY": "k"})
+        load_settings({"APP_ENV": "production", "ALPHA_VANTAGE_API_KEY": "k", "CURSOR_SIGNING_KEY": CURSOR_KEY})
     with pytest.raises(ConfigError, match="ALPHA_VANTAGE_API_KEY"):
-        load_settings({"APP_ENV": "production", "MONGODB_URI": "mongodb://x"})
+        load_settings({"APP_ENV": "production", "MONGODB_URI": "mongodb://x", "CURSOR_SIGNING_KEY": CURSOR_KEY})
+    with pytest.raises(ConfigError, match="^CURSOR_SIGNING_KEY is required when APP_ENV=production$"):
+        load_settings({k: v for k, v in PROD.items() if k != "CURSOR_SIGNING_KEY"})
+
+
+def test_a_short_cursor_signing_key_is_refused():
+    with pytest.raises(ConfigError, match="http.cursor_signing_key"):
+        load_settings({**PROD, "CURSOR_SIGNING_KEY": "short"})
 
 
 def test_local_dev_key_refused_outside_local():
@@ -140,18 +149,20 @@ class FakeSecretClient:
 
 def test_keyvault_secrets_fill_settings():
     fake = FakeSecretClient({"OPENAI-API-KEY": "sk-from-vault", "MONGODB-PASSWORD": "pw", "REDIS-PASSWORD": "rp",
-                             "GROK-API-KEY": "g", "ALPHA-VANTAGE-API-KEY": "av"})
+                             "GROK-API-KEY": "g", "ALPHA-VANTAGE-API-KEY": "av", "CURSOR-SIGNING-KEY": CURSOR_KEY})
     env = {"APP_ENV": "production", "MONGODB_URI": "mongodb://db:27017", "USE_AZURE_KEYVAULT": "true",
            "KEYVAULT_NAME": "my-vault"}
     s = ConfigLoader(env, secret_fetcher=lambda url: fake).load()
     assert s.models.openai.api_key.get_secret_value() == "sk-from-vault"
     assert s.mongodb.password.get_secret_value() == "pw"
     assert s.keyvault.vault_url == "https://my-vault.vault.azure.net/"
-    assert sorted(fake.asked) == sorted(["OPENAI-API-KEY", "GROK-API-KEY", "ALPHA-VANTAGE-API-KEY", "REDIS-PASSWORD", "MONGODB-PASSWORD"])
+    assert s.http.cursor_signing_key.get_secret_value() == CURSOR_KEY
+    assert sorted(fake.asked) == sorted(["OPENAI-API-KEY", "GROK-API-KEY", "ALPHA-VANTAGE-API-KEY", "REDIS-PASSWORD",
+                                         "MONGODB-PASSWORD", "CURSOR-SIGNING-KEY"])
 
 
 def test_keyvault_one_missing_secret_is_a_warning(caplog):
-    fake = FakeSecretClient({"ALPHA-VANTAGE-API-KEY": "av"})
+    fake = FakeSecretClient({"ALPHA-VANTAGE-API-KEY": "av", "CURSOR-SIGNING-KEY": CURSOR_KEY})
     env = {"APP_ENV": "production", "MONGODB_URI": "mongodb://db", "USE_AZURE_KEYVAULT": "true",
            "AZURE_KEYVAULT_URI": "https://v.vault.azure.net/"}
     s = ConfigLoader(env, secret_fetcher=lambda url: fake).load()

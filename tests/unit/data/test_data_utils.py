@@ -3,9 +3,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from bson import ObjectId
 
-from shared.data.repository import decode_cursor, encode_cursor, keyset_filter, parse_sort
-from shared.data.utils import batched, get_path, iso_utc, normalize_document
-from shared.errors import ValidationFailed
+from shared.data.repository import parse_sort
+from shared.data.utils import (
+    batched, cursor_field_types, decode_cursor, encode_cursor, get_path, iso_utc, keyset_filter, normalize_document,
+)
+from shared.errors import InvalidCursor, ValidationFailed
 
 
 def test_normalize_document_converts_ids_dates_recursively_and_exposes_id():
@@ -62,13 +64,44 @@ def test_cursor_round_trip_and_tamper_detection():
     when = datetime(2026, 1, 1, tzinfo=UTC)
     cursor = encode_cursor(sort, {"created_at": when, "_id": oid})
     assert "created_at" not in cursor  # opaque
-    values = decode_cursor(cursor, sort)
+    types = cursor_field_types("workspaces", sort)
+    values = decode_cursor(cursor, sort, types)
     assert values[1] == oid and values[0].replace(tzinfo=UTC) == when
     with pytest.raises(ValidationFailed) as info:
-        decode_cursor(cursor, [("name", 1), ("_id", 1)])
+        decode_cursor(cursor, [("name", 1), ("_id", 1)], types)
     assert info.value.status == 422 and "cursor" in info.value.errors
-    with pytest.raises(ValidationFailed):
-        decode_cursor("not-a-cursor!!", sort)
+    with pytest.raises(InvalidCursor):
+        decode_cursor("not-a-cursor!!", sort, types)
+
+
+def test_cursor_field_types_come_from_the_validators():
+    assert cursor_field_types("workspaces", [("created_at", -1), ("_id", -1)]) == [("datetime",), ("ObjectId",)]
+    assert cursor_field_types("positions", [("symbol", 1), ("_id", 1)]) == [("str",), ("ObjectId",)]
+    assert cursor_field_types("market_data", [("ts", 1), ("_id", 1)], string_ids=True) == [("datetime",), ("str",)]
+
+
+@pytest.mark.parametrize("value", [
+    {"$where": "sleep(1000)"}, {"$ne": None}, {"$regex": ".*"}, {"$gt": ""}, {"$regularExpression": {"pattern": ".", "options": ""}},
+    {"$oid": "0" * 24}, "2026-01-01", 5, True, None, [1],
+])
+def test_a_cursor_value_of_another_type_than_its_sort_field_is_invalid(value):
+    import base64
+    import json
+
+    raw = json.dumps({"s": [["created_at", -1], ["_id", -1]], "v": [value, {"$oid": "0" * 24}]})
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    with pytest.raises(InvalidCursor):
+        decode_cursor(cursor, [("created_at", -1), ("_id", -1)], cursor_field_types("workspaces", [("created_at", -1), ("_id", -1)]))
+
+
+@pytest.mark.parametrize("raw", ['{"s": [["created_at", -1]], "v": [{"$date": {"$numberLong": "99999999999999999999"}}]}',
+                                 '{"s": [["_id", -1]], "v": [{"$oid": "zz"}]}', '{"s": 1, "v": 2}', "[]", "{"])
+def test_undecodable_extended_json_is_an_invalid_cursor(raw):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode()
+    with pytest.raises(InvalidCursor):
+        decode_cursor(cursor, [("created_at", -1)], [("datetime",)])
 
 
 def test_keyset_filter_is_lexicographic():

@@ -29,6 +29,7 @@ DELIBERATELY_DEFAULTED = {
     "APP_VERSION": "comes from config/config.yaml, shipped with the code it describes",
     "MAX_BODY_BYTES": "the config default (1 MiB) is the production limit",
     "BEHIND_AZURE_FRONTEND": "config.production.yaml already sets it to true",
+    "BEHIND_AZURE_FRONT_DOOR": "the template puts no Azure Front Door in front of the app",
     "RATE_LIMITS": "config/config.yaml holds the production limits; the setting is for operators who tune one group",
     "REDIS_URL": "the deployment sets REDIS_HOST/REDIS_PORT/REDIS_SSL instead of a URL",
     "REDIS_DB": "Azure Managed Redis has database 0 only, the default",
@@ -215,6 +216,7 @@ VAULT = {
     "OPENAI-API-KEY": "sk-test-openai",
     "REDIS-PASSWORD": "redis-key",
     "MONGODB-PASSWORD": "p@ss:word/1",
+    "CURSOR-SIGNING-KEY": "8c3e1f3a-6a4d-4b1e-9f0e-2d6c1b7a9e55",  # what newGuid() gives: 36 characters
 }
 
 
@@ -288,7 +290,7 @@ def test_minimal_deployment_without_redis_or_optional_settings_also_loads(app_se
     environ = _environ(base, bicep_files)
     environ["MODEL_PROVIDER"] = "offline"
     environ["MARKET_PROVIDERS"] = "yahoo,offline"
-    vault = _FakeVault({"MONGODB-PASSWORD": "pw-12345678"})
+    vault = _FakeVault({"MONGODB-PASSWORD": "pw-12345678", "CURSOR-SIGNING-KEY": VAULT["CURSOR-SIGNING-KEY"]})
     settings = loader.load_settings(environ, secret_fetcher=lambda url: vault)
     assert settings.app.env == "production"
     assert not settings.redis.configured

@@ -122,15 +122,18 @@ class FakeKeyIssuer:
     def create_api_key(self, user_id: str, name: str) -> tuple[dict[str, Any], str]:
         kid = f"{len(self.keys) + 1:024x}"
         record = {"id": kid, "owner_id": user_id, "name": name, "prefix": "sak_test", "key_hash": "h" * 64,
-                  "created_at": NOW.isoformat(), "revoked_at": None}
+                  "version": 1, "created_at": NOW.isoformat(), "revoked_at": None}
         self.keys[kid] = record
         return record, f"sak_secret_{kid}"
 
     def list_api_keys(self, user_id: str, *, limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         return [k for k in self.keys.values() if k["owner_id"] == user_id and not k["revoked_at"]][:limit], None
 
-    def revoke_api_key(self, user_id: str, key_id: str) -> None:
+    def get_api_key(self, user_id: str, key_id: str) -> dict[str, Any]:
         key = self.keys.get(key_id)
-        if key is None or key["owner_id"] != user_id:
+        if key is None or key["owner_id"] != user_id or key["revoked_at"]:
             raise NotFound("API key not found")
-        key["revoked_at"] = NOW.isoformat()
+        return key
+
+    def revoke_api_key(self, user_id: str, key_id: str) -> None:
+        self.get_api_key(user_id, key_id)["revoked_at"] = NOW.isoformat()
