@@ -48,6 +48,23 @@ class CollectionSpec:
 
 # -- validator building blocks --------------------------------------------------------
 
+# Text people name things with. LINE_TEXT (names, titles, tags): no control character (C0, DEL, C1),
+# no bidi embedding/override/isolate control, no line or paragraph separator, and at least one
+# character that is not a space or invisible (Unicode spaces, NBSP, zero-width characters, BOM).
+# TEXT (chat messages) also allows tab, LF and CR. The API validates with the same patterns, so what
+# it accepts the validators accept. Code points up to U+00FF are \xHH escapes and the rest literal
+# characters: one spelling that PCRE (MongoDB), Python re (the embedded store), Rust regex (pydantic)
+# and ECMAScript (the OpenAPI document) all read alike.
+_CONTROLS = "\\x00-\\x1f\\x7f-\\x9f"
+_CONTROLS_BUT_TAB_LF_CR = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
+_BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
+_SEPARATORS = "\u2028\u2029"
+_INVISIBLE = "\\x20\\xa0\u1680\u180e\u2000-\u200d\u202f\u205f\u2060\u3000\ufeff"
+_LINE_BAD = _CONTROLS + _BIDI_CONTROLS + _SEPARATORS
+_TEXT_BAD = _CONTROLS_BUT_TAB_LF_CR + _BIDI_CONTROLS
+LINE_TEXT = f"^[^{_LINE_BAD}]*[^{_LINE_BAD}{_INVISIBLE}][^{_LINE_BAD}]*$"
+TEXT = f"^[^{_TEXT_BAD}]*[^{_TEXT_BAD}{_INVISIBLE}\\x09\\x0a\\x0d{_SEPARATORS}][^{_TEXT_BAD}]*$"
+
 STR = {"bsonType": "string"}
 NSTR = {"bsonType": ["string", "null"]}
 DATE = {"bsonType": "date"}
@@ -58,7 +75,9 @@ NNUM = {"bsonType": ["int", "long", "double", "decimal", "null"]}
 BOOL = {"bsonType": "bool"}
 OBJ = {"bsonType": "object"}
 STR_LIST = {"bsonType": "array", "items": {"bsonType": "string"}}
-NAME = {"bsonType": "string", "minLength": 1, "maxLength": 200}
+NAME = {"bsonType": "string", "minLength": 1, "maxLength": 200, "pattern": LINE_TEXT}
+NLINE = {"bsonType": ["string", "null"], "pattern": LINE_TEXT}
+TAGS = {"bsonType": "array", "items": {"bsonType": "string", "pattern": LINE_TEXT}}
 SYMBOL = {"bsonType": "string", "minLength": 1, "maxLength": 32}
 CHAT_MESSAGE = {"bsonType": "object", "required": ["role", "content"],
                 "properties": {"role": {"enum": ["system", "user", "assistant", "tool"]}, "content": STR}}
@@ -106,16 +125,16 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
     CollectionSpec(
         "users",
         schema({"email": {"bsonType": "string", "minLength": 3, "maxLength": 320, "pattern": "^[^@\\s]+@[^@\\s]+$"},
-                "display_name": NSTR, "roles": STR_LIST, "status": STR}, ["email"]),
+                "display_name": NLINE, "roles": STR_LIST, "status": STR}, ["email"]),
         (IndexSpec((("email", ASC),), "users_email_unique", unique=True),
          IndexSpec((("created_at", DESC),), "users_created")),
     ),
     _owned("api_keys", {"key_hash": {"bsonType": "string", "minLength": 16}, "prefix": {"bsonType": "string", "minLength": 1},
-                        "name": NSTR, "scopes": STR_LIST, "revoked_at": NDATE, "last_used_at": NDATE, "expires_at": NDATE},
+                        "name": NLINE, "scopes": STR_LIST, "revoked_at": NDATE, "last_used_at": NDATE, "expires_at": NDATE},
            ["key_hash", "prefix"],
            IndexSpec((("key_hash", ASC),), "api_keys_hash_unique", unique=True),
            IndexSpec((("prefix", ASC),), "api_keys_prefix")),
-    _owned("user_profiles", {"display_name": NSTR, "bio": NSTR, "avatar_url": NSTR}, None,
+    _owned("user_profiles", {"display_name": NLINE, "bio": NSTR, "avatar_url": NSTR}, None,
            IndexSpec((("owner_id", ASC),), "user_profiles_owner_unique", unique=True)),
     _owned("user_preferences", {"preferences": OBJ}, None,
            IndexSpec((("owner_id", ASC),), "user_preferences_owner_unique", unique=True)),
@@ -174,7 +193,7 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
     _owned("reports", {"title": NSTR, "symbol": NSTR}),
     _owned("investment_reports", {"title": NSTR, "symbols": STR_LIST}),
     # Investment management
-    _owned("investment_ideas", {"title": NAME, "symbol": NSTR, "thesis": NSTR, "tags": STR_LIST, "status": NSTR},
+    _owned("investment_ideas", {"title": NAME, "symbol": NSTR, "thesis": NSTR, "tags": TAGS, "status": NSTR},
            ["title"], IndexSpec((("owner_id", ASC), ("symbol", ASC)), "investment_ideas_owner_symbol")),
     _owned("investment_styles", {"name": NAME}, ["name"]),
     _owned("strategies", {"name": NAME}, ["name"]),
@@ -196,7 +215,7 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
                ["owner_id", "chat_id", "seq", *CHAT_MESSAGE["required"]], system=False),
         (IndexSpec((("chat_id", ASC), ("seq", ASC)), "chat_messages_chat_seq"),),
     ),
-    _owned("notes", {"title": NSTR, "content": NSTR, "tags": STR_LIST, "symbol": NSTR}, None,
+    _owned("notes", {"title": NLINE, "content": NSTR, "tags": TAGS, "symbol": NSTR}, None,
            IndexSpec((("owner_id", ASC), ("tags", ASC)), "notes_owner_tags"),
            IndexSpec((("owner_id", ASC), ("symbol", ASC)), "notes_owner_symbol")),
     _owned("tasks", {"title": NAME, "status": NSTR, "due_at": NDATE}, ["title"]),

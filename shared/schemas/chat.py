@@ -6,13 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from shared.data.schema import TEXT
 from shared.http.schemas import StrictModel
 
 PROVIDER_PATTERN = r"^(openai|grok|azure_openai|compatible|offline)$"
 
 
 class ChatRequest(StrictModel):
-    message: str = Field(min_length=1, max_length=5000)
+    message: str = Field(min_length=1, max_length=5000, pattern=TEXT,
+                         description="Visible text: no control characters but tab and line breaks, no bidi controls")
     provider: str | None = Field(None, pattern=PROVIDER_PATTERN, description="One of the configured providers")
     temperature: float = Field(0.3, ge=0, le=2)
     conversation_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-]+$")

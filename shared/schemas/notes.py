@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.http.schemas import Page, PageQuery, StrictModel
-from shared.schemas.common import Body, PatchModel, ResourcePublic, Symbol, Tag, Tags, Title
+from shared.schemas.common import Body, PatchModel, Price, ResourcePublic, Symbol, Tag, Tags, Title
 
 
 class NoteCreate(StrictModel):
@@ -50,7 +50,7 @@ class IdeaCreate(StrictModel):
     thesis: Body | None = None
     tags: Tags = Field(default_factory=list)
     status: IdeaStatus = "draft"
-    target_price: float | None = Field(None, ge=0, le=1e9)
+    target_price: Price | None = None
 
 
 class IdeaUpdate(PatchModel):
@@ -61,7 +61,7 @@ class IdeaUpdate(PatchModel):
     thesis: Body | None = None
     tags: Tags | None = None
     status: IdeaStatus | None = None
-    target_price: float | None = Field(None, ge=0, le=1e9)
+    target_price: Price | None = None
 
 
 class IdeaPublic(ResourcePublic):

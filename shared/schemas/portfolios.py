@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from shared.http.schemas import Page, StrictModel
 from shared.market.models import Provenance, QuoteError
-from shared.schemas.common import Currency, Description, Name, PatchModel, ResourcePublic, Symbol
+from shared.schemas.common import Currency, Description, Name, PatchModel, Price, Quantity, ResourcePublic, Symbol
 
 
 class PortfolioCreate(StrictModel):
@@ -34,22 +34,18 @@ class PortfolioPublic(ResourcePublic):
 
 PortfolioPage = Page[PortfolioPublic]
 
-_QTY = Field(gt=0, le=1e12, description="Number of units held (> 0)")
-_COST = Field(ge=0, le=1e12, description="Average cost per unit in `currency` (>= 0)")
-
-
 class PositionCreate(StrictModel):
     symbol: Symbol
-    quantity: float = _QTY
-    cost_basis: float = _COST
+    quantity: Quantity = Field(description="Number of units held (at least 1e-9)")
+    cost_basis: Price = Field(description="Average cost per unit in `currency` (0, or at least 1e-9)")
     currency: Currency = "USD"
 
 
 class PositionUpdate(PatchModel):
     non_nullable = ("quantity", "cost_basis", "currency")
 
-    quantity: float | None = Field(None, gt=0, le=1e12)
-    cost_basis: float | None = Field(None, ge=0, le=1e12)
+    quantity: Quantity | None = None
+    cost_basis: Price | None = None
     currency: Currency | None = None
 
 
