@@ -17,11 +17,13 @@ def _current(ctx: RequestContext) -> WorkspacePublic:
 @route(bp, "v1/workspaces", query=WorkspaceListQuery, response=WorkspacePage, tags=TAGS, errors=(400, 401, 422, 503),
        stream_media_type=NDJSON)
 async def list_workspaces(req, ctx: RequestContext):
-    """The caller's workspaces, newest first; `stream=true` streams all of them as NDJSON."""
-    service = ctx.services.workspaces
-    if ctx.query.stream:
-        return await ndjson_response(ctx, service.stream_workspaces(ctx.user.id))
-    return await ctx.run(service.list_workspaces, ctx.user.id, limit=ctx.query.limit, cursor=ctx.query.cursor)
+    """The caller's workspaces, newest first; `stream=true` streams them as NDJSON: all of them, or `limit`
+    when given (after `cursor` when given)."""
+    service, q = ctx.services.workspaces, ctx.query
+    if q.stream:
+        limit = q.limit if "limit" in q.model_fields_set else None
+        return await ndjson_response(ctx, service.stream_workspaces(ctx.user.id, limit=limit, cursor=q.cursor))
+    return await ctx.run(service.list_workspaces, ctx.user.id, limit=q.limit, cursor=q.cursor)
 
 
 @route(bp, "v1/workspaces", name="create_workspace", methods=["POST"], body=WorkspaceCreate, response=WorkspacePublic,

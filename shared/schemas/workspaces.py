@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from shared.http.schemas import Page, PageQuery, StrictModel
 from shared.schemas.common import Description, Name, PatchModel, ResourcePublic
 
@@ -27,4 +29,4 @@ WorkspacePage = Page[WorkspacePublic]
 
 
 class WorkspaceListQuery(PageQuery):
-    stream: bool = False
+    stream: bool = Field(False, description="Stream as NDJSON: every workspace, or at most `limit` when it is given")

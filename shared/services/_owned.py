@@ -16,9 +16,11 @@ def patch(repo: Any, owner_id: str, item_id: str, changes: Mapping[str, Any], ex
     return doc
 
 
-def iterate_all(fetch_page: Any, *, page_size: int = 100, max_items: int | None = None) -> Any:
-    """Yield every item of a cursor-paginated `fetch_page(limit=, cursor=) -> (items, next_cursor)`."""
-    cursor: str | None = None
+def iterate_all(fetch_page: Any, *, page_size: int = 100, max_items: int | None = None, cursor: str | None = None) -> Any:
+    """Yield every item of a cursor-paginated `fetch_page(limit=, cursor=) -> (items, next_cursor)`, from the
+    one after `cursor` (the first without), at most `max_items` of them; pages are read as items are consumed."""
+    if max_items is not None:
+        page_size = max(1, min(page_size, max_items))
     seen = 0
     while True:
         items, cursor = fetch_page(limit=page_size, cursor=cursor)

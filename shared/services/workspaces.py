@@ -41,8 +41,11 @@ class WorkspaceService(BaseService):
     def delete_workspace(self, owner_id: str, workspace_id: str, expected_version: int | None = None) -> None:
         self._repo.delete_one(owner_id, workspace_id, expected_version)
 
-    def stream_workspaces(self, owner_id: str, *, chunk_size: int = STREAM_CHUNK) -> Iterator[list[dict[str, Any]]]:
-        """All of the owner's workspaces as JSON-safe dicts, in chunks of `chunk_size` (lazy: pages are read as consumed)."""
-        records = iterate_all(lambda limit, cursor: self._repo.find_many(owner_id, limit=limit, cursor=cursor))
+    def stream_workspaces(self, owner_id: str, *, limit: int | None = None, cursor: str | None = None,
+                          chunk_size: int = STREAM_CHUNK) -> Iterator[list[dict[str, Any]]]:
+        """The owner's workspaces (at most `limit`, after `cursor`) as JSON-safe dicts, in chunks of `chunk_size`
+        (lazy: pages are read as consumed)."""
+        records = iterate_all(lambda limit, cursor: self._repo.find_many(owner_id, limit=limit, cursor=cursor),
+                              max_items=limit, cursor=cursor)
         serialized = (WorkspacePublic.model_validate(d).model_dump(mode="json") for d in records)
         yield from batched(serialized, chunk_size)

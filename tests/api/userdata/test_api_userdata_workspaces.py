@@ -103,6 +103,23 @@ def test_stream_ndjson(client, alice, bob):
     assert {w["name"] for w in lines} == names
 
 
+def test_stream_honours_limit_and_cursor(client, alice):
+    _, h = alice
+    for i in range(5):
+        create(client, h, BASE, {"name": f"limited {i}"})
+
+    def streamed(**params):
+        r = client.get(BASE, params={"stream": "true", **params}, headers=h)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+        return [orjson.loads(line)["name"] for line in r.text.splitlines() if line]
+
+    newest_first = [f"limited {i}" for i in range(4, -1, -1)]
+    assert streamed(limit=2) == newest_first[:2]
+    assert streamed() == newest_first  # no limit given: all of them
+    page = client.get(BASE, params={"limit": 1}, headers=h).json()
+    assert streamed(limit=3, cursor=page["next_cursor"]) == newest_first[1:4]
+
+
 def test_requires_credentials(client):
     r = client.get(BASE)
     assert r.status_code == 401
