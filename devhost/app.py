@@ -2,13 +2,17 @@
 
 Each HTTP trigger's route template becomes a Starlette route under host.json's
 routePrefix whose endpoint is the very function the worker would call. Timer functions
-run on demand through `POST /admin/functions/{name}`, as Core Tools does.
+run on demand through `POST /admin/functions/{name}`, as Core Tools does, but only for a
+caller on this machine (loopback) and only with APP_ENV=local. What no route answers (an
+unknown path outside /api, TRACE or another method nothing declares) is a problem body with
+the same security headers as every API response.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import json
 import logging
 import re
@@ -18,9 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
+
+from shared import errors
+from shared.http.api import API_PREFIX, apply_headers, registry, request_id_from
+from shared.http.problems import problem_response
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("devhost")
@@ -113,6 +122,33 @@ async def _invoke_timer(fn: Any) -> None:
         await asyncio.to_thread(fn, _Timer())
 
 
+def _is_loopback(request: Request) -> bool:
+    """Whether the socket peer is this machine (the local host trusts no forwarding header)."""
+    try:
+        address = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+async def _problem(request: Request, exc: Exception) -> Response:
+    """What no function answers (Starlette's 404/405) and the local admin route's refusals, as problems."""
+    path = request.url.path
+    if isinstance(exc, errors.ApiError):
+        err = exc
+    elif isinstance(exc, HTTPException) and exc.status_code == 405:
+        allowed = registry.allowed_methods(path) if path.startswith(API_PREFIX + "/") else []
+        allow = ", ".join(allowed) or (exc.headers or {}).get("Allow", "")
+        err = errors.MethodNotAllowed(f"{request.method} is not allowed here", headers={"Allow": allow})
+    else:
+        err = errors.NotFound(f"No route matches {path}")
+    request_id = request_id_from(request)
+    response = problem_response(err, instance=request.url.path, request_id=request_id)
+    apply_headers(response, request, request_id, None, authenticated=False)
+    return response
+
+
 def build_asgi_app(app: Any | None = None, *, schedule_timers: bool = False) -> Starlette:
     """The local host's ASGI app. With `schedule_timers`, timer functions also run on their schedules."""
     if app is None:
@@ -139,10 +175,16 @@ def build_asgi_app(app: Any | None = None, *, schedule_timers: bool = False) -> 
     ]
 
     async def run_timer(request: Request) -> Response:
+        from shared.runtime import get_core_async
+
+        if (await get_core_async()).settings.app.env != "local":
+            raise errors.NotFound("No route matches this path")  # the local host's admin route exists locally only
+        if not _is_loopback(request):
+            raise errors.Forbidden("Timers run on demand only for a caller on this machine")
         name = request.path_params["name"]
         fn = timers.get(name)
         if fn is None:
-            return JSONResponse({"error": f"no timer function {name}", "timers": sorted(timers)}, status_code=404)
+            raise errors.NotFound(f"No timer function {name}", extra={"timers": sorted(timers)})
         await _invoke_timer(fn)
         return Response(status_code=202)
 
@@ -164,7 +206,8 @@ def build_asgi_app(app: Any | None = None, *, schedule_timers: bool = False) -> 
         for task in tasks:
             task.cancel()
 
-    star = Starlette(routes=routes, lifespan=lifespan)
+    star = Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={404: _problem, 405: _problem, errors.ApiError: _problem})
     star.state.timers = sorted(timers)
     star.state.http_routes = [(t, m) for t, m, _ in http]
     return star
