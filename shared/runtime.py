@@ -136,6 +136,7 @@ def build_core(
     """Build the Core. Every argument left out is built from `settings` (real clients); `clock` is the
     monotonic clock of the database breaker (tests move it instead of sleeping)."""
     settings = settings or load_settings()
+    cursors = CursorSeal.from_settings(settings)  # a missing key fails the start before any client is created
     register_secrets(_secret_values(settings))
     started = time.perf_counter()
     metrics = Metrics()
@@ -182,7 +183,7 @@ def build_core(
         stream_slots=StreamSlots(settings.chat.max_streams_per_user, settings.chat.max_streams_per_instance),
         stream_executor=ThreadPoolExecutor(max_workers=settings.chat.max_streams_per_instance,
                                            thread_name_prefix="stream"),
-        cursors=CursorSeal.from_settings(settings),
+        cursors=cursors,
         closers=closers,
     )
     core.backends = {

@@ -195,7 +195,6 @@ class ConfigLoader:
             raise ConfigError(f"LOCAL_DEV_API_KEY must not be set when APP_ENV={settings.app.env}")
         needs: list[tuple[str, Callable[[Settings], bool]]] = [
             ("MONGODB_URI", lambda s: s.mongodb.uri is not None),
-            ("CURSOR_SIGNING_KEY", lambda s: s.http.cursor_signing_key is not None),
             ("OPENAI_API_KEY", lambda s: s.models.provider != "openai" or s.models.openai.api_key is not None),
             ("GROK_API_KEY", lambda s: s.models.provider != "grok" or s.models.grok.api_key is not None),
             ("ALPHA_VANTAGE_API_KEY", lambda s: not any("alpha_vantage" in v for v in s.market.providers.values())

@@ -4,8 +4,8 @@ The data layer's cursor (the last row's sort values) leaves the API sealed with 
 the route, the caller and the cursor, and comes back through `open()`. A cursor that was
 edited, forged, truncated, or issued for another list or another caller is 422 "Invalid
 pagination cursor" before any query is built. The key is `CURSOR_SIGNING_KEY` (Key Vault:
-`CURSOR-SIGNING-KEY`), required outside local; locally one is generated once and kept in the
-data directory, so cursors survive restarts.
+`CURSOR-SIGNING-KEY`), required to serve outside local; locally one is generated once and kept
+in the data directory, so cursors survive restarts.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class CursorSeal:
         configured = settings.http.cursor_signing_key
         if configured is not None:
             return cls(configured.get_secret_value().encode())
-        if not settings.is_local:  # the loader already refuses this; a hand-built Settings must not slip through
+        if not settings.is_local:
+            # Checked here, where the app starts serving, not at load: CLI tools (migrations) page nothing.
             raise ConfigError(f"CURSOR_SIGNING_KEY is required when APP_ENV={settings.app.env}")
         return cls(local_key(Path(settings.mongodb.local_data_dir)))
 

@@ -37,7 +37,7 @@ def test_a_well_formed_tag_naming_no_current_version_is_412(client, workspace, i
 
 
 @pytest.mark.parametrize("if_match", ["1", "W/1", '"1', '1"', '"1 "', "abc", '"1" "2"', 'w/"1"', "**", '* , "1"',
-                                     "9" * 5000, '"' + "9" * 5000 + '"'])
+                                     "9" * 5000, '"' + "9" * 5000 + '"', "", " , "])
 def test_a_malformed_field_is_400(client, workspace, if_match):
     assert_problem(patch(client, workspace, if_match), 400, "bad-request")
 

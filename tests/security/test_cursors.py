@@ -131,3 +131,12 @@ def test_a_configured_key_is_used(tmp_path):
 
     with pytest.raises(InvalidCursor):
         two.open(sealed, "list_notes:u1")
+
+
+def test_serving_outside_local_needs_a_key(tmp_path):
+    from shared.config import Settings
+    from shared.errors import ConfigError
+    from shared.runtime import build_core
+
+    with pytest.raises(ConfigError, match="^CURSOR_SIGNING_KEY is required when APP_ENV=production$"):
+        build_core(Settings.model_validate({"app": {"env": "production"}}))

@@ -9,8 +9,7 @@ from shared.config.keyvault import fetch_keyvault_secrets
 from shared.errors import ConfigError
 
 CURSOR_KEY = "k" * 32
-PROD = {"APP_ENV": "production", "MONGODB_URI": "mongodb://db.example:27017", "ALPHA_VANTAGE_API_KEY": "av-secret",
-        "CURSOR_SIGNING_KEY": CURSOR_KEY}
+PROD = {"APP_ENV": "production", "MONGODB_URI": "mongodb://db.example:27017", "ALPHA_VANTAGE_API_KEY": "av-secret"}
 
 
 @pytest.mark.parametrize(
@@ -85,11 +84,9 @@ def test_rate_limits_setting_merges_named_groups():
 
 def test_missing_required_secret_in_production_names_it():
     with pytest.raises(ConfigError, match="^MONGODB_URI is required when APP_ENV=production$"):
-        load_settings({"APP_ENV": "production", "ALPHA_VANTAGE_API_KEY": "k", "CURSOR_SIGNING_KEY": CURSOR_KEY})
+        load_settings({"APP_ENV": "production", "ALPHA_VANTAGE_API_KEY": "k"})
     with pytest.raises(ConfigError, match="ALPHA_VANTAGE_API_KEY"):
-        load_settings({"APP_ENV": "production", "MONGODB_URI": "mongodb://x", "CURSOR_SIGNING_KEY": CURSOR_KEY})
-    with pytest.raises(ConfigError, match="^CURSOR_SIGNING_KEY is required when APP_ENV=production$"):
-        load_settings({k: v for k, v in PROD.items() if k != "CURSOR_SIGNING_KEY"})
+        load_settings({"APP_ENV": "production", "MONGODB_URI": "mongodb://x"})
 
 
 def test_a_short_cursor_signing_key_is_refused():
