@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from shared import errors
+from shared.data.schema import LINE_TEXT, TEXT
 from shared.http.preconditions import etag, parse_if_match, required_version
 from shared.http.problems import problem_response
 from shared.logging import request_id_var, user_id_var
@@ -147,6 +148,13 @@ class RequestContext:
 # ---------------------------------------------------------------- input parsing
 
 
+# Patterns whose text would only confuse a reader of the error (invisible characters, long classes).
+_PATTERN_MESSAGES = {
+    LINE_TEXT: "Must be one line of visible text: no control or bidi characters, not only spaces",
+    TEXT: "Must be visible text: no control characters but tab and line breaks, no bidi characters, not only spaces",
+}
+
+
 def _field_errors(exc: ValidationError, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for err in exc.errors(include_url=False):
@@ -154,6 +162,8 @@ def _field_errors(exc: ValidationError, prefix: str = "") -> dict[str, list[str]
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "Unknown field"
+        elif err["type"] == "string_pattern_mismatch":
+            msg = _PATTERN_MESSAGES.get((err.get("ctx") or {}).get("pattern"), msg)
         out.setdefault(prefix + loc, []).append(msg)
     return out
 

@@ -47,7 +47,8 @@ def test_names_titles_and_tags_refuse_invisible_or_control_text(client, user, va
     for method, url, body, field in routes(client, user):
         r = getattr(client, method)(url, json=body(value), headers=user)
         problem = assert_problem(r, 422, "validation-error")
-        assert field in problem["errors"], (url, problem)
+        assert problem["errors"][field] == ["Must be one line of visible text: no control or bidi characters, "
+                                            "not only spaces"], (url, problem)
 
 
 def test_admin_user_creation_checks_the_name_too(client, admin_headers):
