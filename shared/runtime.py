@@ -44,10 +44,15 @@ class Core:
     stream_slots: StreamSlots
     # One thread per admitted stream: the instance cap is the pool size, so a stream never queues for one.
     stream_executor: ThreadPoolExecutor
-    cursors: CursorSeal
     backends: dict[str, str] = field(default_factory=dict)
     last_health: Any = None  # (monotonic time, probe results), reused briefly by shared.services.health
     closers: list[Callable[[], None]] = field(default_factory=list)
+
+    @functools.cached_property
+    def cursors(self) -> CursorSeal:
+        """Seals pagination cursors; built on first use (command-line tools page nothing, servers check
+        the key at start: `get_core`)."""
+        return CursorSeal.from_settings(self.settings)
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a synchronous call in the worker pool, with this request's context (request id, user id)."""
@@ -136,7 +141,6 @@ def build_core(
     """Build the Core. Every argument left out is built from `settings` (real clients); `clock` is the
     monotonic clock of the database breaker (tests move it instead of sleeping)."""
     settings = settings or load_settings()
-    cursors = CursorSeal.from_settings(settings)  # a missing key fails the start before any client is created
     register_secrets(_secret_values(settings))
     started = time.perf_counter()
     metrics = Metrics()
@@ -183,7 +187,6 @@ def build_core(
         stream_slots=StreamSlots(settings.chat.max_streams_per_user, settings.chat.max_streams_per_instance),
         stream_executor=ThreadPoolExecutor(max_workers=settings.chat.max_streams_per_instance,
                                            thread_name_prefix="stream"),
-        cursors=cursors,
         closers=closers,
     )
     core.backends = {
@@ -224,6 +227,7 @@ def get_core() -> Core:
                 try:
                     settings = load_settings()
                     configure_logging(settings.app.log_level)
+                    CursorSeal.from_settings(settings)  # a server pages: no start without its cursor key, before any client
                     _core = build_core(settings)
                 except Exception as exc:
                     _failed_at = time.monotonic()

@@ -408,9 +408,7 @@ class AuthService(BaseService):
 
     def revoke_api_key(self, user_id: str, key_id: str) -> None:
         """Revoke the user's key: refused from now on here, and on every instance at once while Redis is up."""
-        record = self._keys.get(user_id, key_id)  # NotFound for another user's key
-        if record.get("revoked_at"):
-            raise errors.NotFound("API key not found")
+        self.get_api_key(user_id, key_id)  # NotFound for another user's, a missing or an already revoked key
         self._keys.revoke(user_id, key_id)
         self._drop(lambda v: v[1] == key_id)
         self._broadcast(f"key:{key_id}")

@@ -133,10 +133,18 @@ def test_a_configured_key_is_used(tmp_path):
         two.open(sealed, "list_notes:u1")
 
 
-def test_serving_outside_local_needs_a_key(tmp_path):
+def test_serving_outside_local_needs_a_key(monkeypatch, caplog):
+    """The cold start fails (503, the setting named in the log) without a key, before any client exists."""
+    import shared.runtime as runtime
     from shared.config import Settings
-    from shared.errors import ConfigError
-    from shared.runtime import build_core
+    from shared.errors import ServiceUnavailable
 
-    with pytest.raises(ConfigError, match="^CURSOR_SIGNING_KEY is required when APP_ENV=production$"):
-        build_core(Settings.model_validate({"app": {"env": "production"}}))
+    monkeypatch.setattr(runtime, "load_settings", lambda: Settings.model_validate({"app": {"env": "production"}}))
+    monkeypatch.setattr(runtime, "build_core", lambda settings: pytest.fail("built a core without a cursor key"))
+    previous = runtime.set_core(None)
+    try:
+        with pytest.raises(ServiceUnavailable):
+            runtime.get_core()
+    finally:
+        runtime.set_core(previous)
+    assert "CURSOR_SIGNING_KEY is required when APP_ENV=production" in caplog.text
