@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,24 @@ def serve(tmp_path):
         client.__exit__(None, None, None)
         set_core(previous)
         core.close()
+
+
+@contextmanager
+def served_on_loopback(app, **options):
+    """Serve `app` with uvicorn on a free loopback port in a thread (`options` are uvicorn.Config's); yields
+    the base URL and stops the server on exit."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, **{"log_level": "error", **options, "host": "127.0.0.1", "port": 0}))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(5)

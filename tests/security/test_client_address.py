@@ -10,9 +10,6 @@ What the Azure front ends add (see shared/http/api.py:client_ip):
 
 from __future__ import annotations
 
-import threading
-import time
-
 import httpx
 import pytest
 
@@ -88,29 +85,19 @@ def test_client_ip_forms(hops, expected):
 def test_the_local_host_ignores_forwarding_headers_from_loopback(tmp_path):
     """uvicorn trusts X-Forwarded-For from 127.0.0.1 by default; the local host must not, or a local caller
     rotating it would escape the failed-sign-in limit."""
-    import uvicorn
-
     from devhost.__main__ import uvicorn_options
     from devhost.app import build_asgi_app
     from shared.runtime import build_core, set_core
-    from tests.conftest import make_settings
+    from tests.conftest import make_settings, served_on_loopback
 
     inside_one_minute(10)
     core = build_core(make_settings(tmp_path, **THREE_FAILURES))
     previous = set_core(core)
-    options = {k: v for k, v in uvicorn_options().items() if k not in ("reload", "reload_dirs", "factory")}
-    server = uvicorn.Server(uvicorn.Config(build_asgi_app(), **{**options, "host": "127.0.0.1", "port": 0}))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    options = {k: v for k, v in uvicorn_options().items() if k not in ("reload", "reload_dirs", "factory", "host", "port")}
     try:
-        while not server.started:
-            time.sleep(0.02)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+        with served_on_loopback(build_asgi_app(), **options) as base_url, httpx.Client(base_url=base_url) as http:
             statuses = failed_sign_ins(http, lambda i: {"X-Forwarded-For": f"198.51.100.{i}", "X-Forwarded-Proto": "https"})
         assert statuses == [401, 401, 401, 429, 429]
     finally:
-        server.should_exit = True
-        thread.join(5)
         set_core(previous)
         core.close()

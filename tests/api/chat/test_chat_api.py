@@ -194,12 +194,9 @@ def test_openai_compatible_endpoint_streams_its_tokens_with_tool_use(tmp_path):
 
 def test_first_event_arrives_fast_over_a_real_socket(tmp_path):
     """Through uvicorn on loopback: the first SSE event comes before the model's first token."""
-    import threading
-
-    import uvicorn
-
     from devhost.app import build_asgi_app
     from shared.runtime import build_core, set_core
+    from tests.conftest import served_on_loopback
 
     with FakeOpenAIServer() as srv:
         srv.push(text_reply("Slow model answer.", first_delay=0.8))
@@ -208,14 +205,8 @@ def test_first_event_arrives_fast_over_a_real_socket(tmp_path):
         core = build_core(settings)
         core.services.auth.seed_local_admin()
         previous = set_core(core)
-        server = uvicorn.Server(uvicorn.Config(build_asgi_app(), host="127.0.0.1", port=0, log_level="error"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
         try:
-            while not server.started:
-                time.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            with served_on_loopback(build_asgi_app()) as base_url, httpx.Client(base_url=base_url, timeout=10) as http:
                 started = time.perf_counter()
                 with connect_sse(http, "POST", "/api/v1/chat/stream", json={"message": "hello"},
                                  headers={"X-API-Key": ADMIN_KEY}) as source:
@@ -225,8 +216,6 @@ def test_first_event_arrives_fast_over_a_real_socket(tmp_path):
                     rest = list(stream)
                     delta_at = time.perf_counter() - started
         finally:
-            server.should_exit = True
-            thread.join(5)
             set_core(previous)
             core.close()
     assert first.event == "meta"
