@@ -82,8 +82,8 @@ async def list_chat_messages(req: Request, ctx: RequestContext) -> ChatMessagePa
     return ChatMessagePage(items=items, next_cursor=next_cursor)
 
 
-def _current(ctx: RequestContext) -> dict:
-    return ctx.services.chat.store.get(ctx.user.id, ctx.path.chat_id)
+def _current(ctx: RequestContext) -> dict[str, Any]:
+    return ctx.services.chat.store.record(ctx.user.id, ctx.path.chat_id)
 
 
 @route(bp, "v1/chats/{chat_id}", methods=["DELETE"], name="delete_chat", path=ChatPath, status=204, rate_group="write",

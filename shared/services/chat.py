@@ -42,6 +42,11 @@ class MongoChatStore:
                 errors={"conversation_id": ["Conversation is full; start a new one"]})
         return {**chat, "messages": self._chats.recent_messages(user_id, chat_id, self._context)}
 
+    def record(self, user_id: str, chat_id: str) -> dict[str, Any]:
+        """The conversation's record (version, title, message_count), no messages; NotFound for unknown or another
+        user's. What a precondition (If-Match) compares with: a full conversation can still be deleted."""
+        return self._chats.get(user_id, chat_id)
+
     def detail(self, user_id: str, chat_id: str) -> dict[str, Any]:
         """The conversation with its newest `DETAIL_MESSAGES` messages, oldest first."""
         chat = self._chats.get(user_id, chat_id)

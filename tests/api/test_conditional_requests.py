@@ -69,6 +69,17 @@ def test_delete_chat_honours_if_match(client, make_user):
     assert client.get(f"/api/v1/chats/{cid}", headers=headers).status_code == 404
 
 
+def test_a_full_conversation_can_still_be_deleted_conditionally(serve):
+    from tests.conftest import ADMIN_KEY
+
+    c = serve(chat={"max_conversation_messages": 2})
+    h = {"X-API-Key": ADMIN_KEY}
+    cid = c.post("/api/v1/chat", json={"message": "Quote MSFT"}, headers=h).json()["conversation_id"]
+    assert c.post("/api/v1/chat", json={"message": "more", "conversation_id": cid}, headers=h).status_code == 422  # full
+    tag = c.get(f"/api/v1/chats/{cid}", headers=h).headers["etag"]
+    assert c.delete(f"/api/v1/chats/{cid}", headers={**h, "If-Match": tag}).status_code == 204
+
+
 def test_revoke_api_key_honours_if_match(client, make_user):
     _, headers = make_user()
     created = client.post("/api/v1/users/me/api-keys", json={"name": "ci"}, headers=headers)
