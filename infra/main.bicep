@@ -136,8 +136,8 @@ param grokApiKey string = ''
 param alphaVantageApiKey string = ''
 
 @secure()
-@description('HMAC key of pagination cursors, stored in Key Vault as CURSOR-SIGNING-KEY. Generated afresh by each provision (open cursors then answer 422 and clients start their list again); not mapped to an azd variable, so it never sits in .azure/<env>/.env.')
-param cursorSigningKey string = newGuid()
+@description('HMAC key of pagination cursors, stored in Key Vault as CURSOR-SIGNING-KEY. main.parameters.json asks azd for $(secretOrRandomPassword): the key already in the vault on every later provision (open cursors stay valid), a random one on the first; it never sits in .azure/<env>/.env.')
+param cursorSigningKey string
 
 // ---------------------------------------------------------------------------------------
 // App behaviour (app settings; names match shared/config/env.py)

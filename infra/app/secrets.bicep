@@ -13,8 +13,12 @@ param grokApiKey string = ''
 param alphaVantageApiKey string = ''
 
 @secure()
-@description('HMAC key of pagination cursors (main.bicep generates one per provision, so it is always written).')
+@description('HMAC key of pagination cursors: the one in the vault on later provisions, a random password from azd on the first.')
 param cursorSigningKey string
+
+// azd's random password is shorter than the 32 characters the app requires: lengthen it once,
+// deterministically; the stored (long enough) value then comes back unchanged on every provision.
+var cursorSigningKeyValue = length(cursorSigningKey) >= 32 ? cursorSigningKey : concat(cursorSigningKey, '.', guid(cursorSigningKey, keyVaultName))
 
 @secure()
 @description('External MongoDB/Atlas URI (external mode only).')
@@ -49,12 +53,12 @@ module alphaVantageSecret '../core/security/keyvault-secret.bicep' = if (!empty(
   }
 }
 
-module cursorSigningKeySecret '../core/security/keyvault-secret.bicep' = if (!empty(cursorSigningKey)) {
+module cursorSigningKeySecret '../core/security/keyvault-secret.bicep' = if (!empty(cursorSigningKeyValue)) {
   name: 'secret-cursor-signing-key'
   params: {
     keyVaultName: keyVaultName
     name: 'CURSOR-SIGNING-KEY'
-    value: cursorSigningKey
+    value: cursorSigningKeyValue
   }
 }
 

@@ -216,7 +216,8 @@ VAULT = {
     "OPENAI-API-KEY": "sk-test-openai",
     "REDIS-PASSWORD": "redis-key",
     "MONGODB-PASSWORD": "p@ss:word/1",
-    "CURSOR-SIGNING-KEY": "8c3e1f3a-6a4d-4b1e-9f0e-2d6c1b7a9e55",  # what newGuid() gives: 36 characters
+    # azd's random password (15 characters) lengthened by secrets.bicep with a guid(): 52 characters
+    "CURSOR-SIGNING-KEY": "aB3dE5fG7hJ9kL2.8c3e1f3a-6a4d-4b1e-9f0e-2d6c1b7a9e55",
 }
 
 

@@ -98,8 +98,7 @@ def test_secret_params_are_secure_and_have_no_literal_default(bicep_files: dict[
                 checked += 1
                 assert p.secure, f"{f.rel}: param {name} holds a secret but is not @secure()"
             if p.secure:
-                # No literal default; a key generated at deployment time (newGuid()) is no literal.
-                assert p.default in (None, "''", "newGuid()"), f"{f.rel}: @secure() param {name} has a literal default"
+                assert p.default in (None, "''"), f"{f.rel}: @secure() param {name} has a literal default"
     assert checked >= 8  # api keys, passwords and the external URI across main and modules
 
 
@@ -186,8 +185,11 @@ def test_parameters_file_holds_no_secret_values(main_bicep: BicepFile, main_para
         value = entry.get("value")
         assert "reference" not in entry
         if main_bicep.params[name].secure:
-            # Only a reference to an environment variable, with an empty default.
-            assert re.fullmatch(r"\$\{[A-Z0-9_]+=?\}", value), f"{name}: secure param must be '${{VAR}}' or '${{VAR=}}'"
+            # Only a reference to an environment variable with an empty default, or azd's
+            # secretOrRandomPassword: the vault's current secret, else a random one (never a value here).
+            assert re.fullmatch(r"\$\{[A-Z0-9_]+=?\}", value) or re.fullmatch(
+                r"\$\(secretOrRandomPassword \$\{AZURE_KEYVAULT_NAME\} [A-Z0-9-]+\)", value
+            ), f"{name}: secure param must be '${{VAR}}', '${{VAR=}}' or $(secretOrRandomPassword ...)"
         else:
             assert isinstance(value, str) and value.startswith("${"), f"{name}: expected an azd environment reference"
 
@@ -195,6 +197,8 @@ def test_parameters_file_holds_no_secret_values(main_bicep: BicepFile, main_para
 def test_azd_env_names_do_not_collide_with_secure_mappings(main_bicep: BicepFile, main_parameters: dict):
     names: dict[str, str] = {}
     for pname, entry in main_parameters.items():
+        if entry["value"].startswith("$(secretOrRandomPassword"):
+            continue  # reads the vault named by a provision output, not a variable of its own
         m = re.match(r"\$\{([A-Z0-9_]+)", entry["value"])
         assert m, pname
         assert m.group(1) not in names, f"{pname} and {names.get(m.group(1))} read the same variable"
