@@ -425,7 +425,14 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
         ctx = RequestContext(request=request, request_id=request_id, spec=spec, core=core)
         if spec.auth != "public":
             try:
-                ctx.user = await core.authenticate(request)
+                try:
+                    ctx.user = await core.authenticate(request)
+                except errors.ServiceUnavailable:
+                    if spec.auth != "optional":
+                        raise
+                    # Credentials cannot be checked while the user store is down: an optional-auth route
+                    # (the health report) still answers, as for an anonymous caller.
+                    ctx.user = None
                 if ctx.user is None and spec.auth != "optional":
                     raise errors.Unauthorized("Missing API key or bearer token")
             except errors.Unauthorized:
