@@ -13,6 +13,7 @@ from functions import (
     fallback,
     health,
     ideas,
+    jobs,
     market,
     models,
     notes,
@@ -27,5 +28,6 @@ from functions import (
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 # The catch-all (fallback) goes last: on the local host, order is precedence among equals.
-for module in (health, docs, users, workspaces, watchlists, portfolios, notes, ideas, symbols, market, chat, models, admin, timers, fallback):
+for module in (health, docs, users, workspaces, watchlists, portfolios, notes, ideas, symbols, market, chat, models, admin,
+               timers, jobs, fallback):
     app.register_functions(module.bp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -23,8 +24,13 @@ def load_local_settings(path: Path = ROOT / "local.settings.json") -> None:
 def create_app():
     """Factory for uvicorn: builds the core eagerly so start-up problems show at once."""
     from devhost.app import build_asgi_app
+    from devhost.queues import provide_storage
+    from shared.config import load_settings
     from shared.runtime import get_core
 
+    # Before the core: the queues it sends to are the ones this host polls (Azurite, or in-process).
+    storage = provide_storage(load_settings().mongodb.local_data_dir)
+    atexit.register(storage.close)
     core = get_core()
     settings = core.settings
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "7071")
@@ -39,8 +45,11 @@ def create_app():
         print(f"demo admin API key (APP_ENV=local only): {key}\n  try: curl -H 'X-API-Key: {key}' {base}/api/v1/users/me",
               flush=True)
     # Like Core Tools, timers also run on their schedules; RUN_TIMERS=0 turns that off.
-    app = build_asgi_app(schedule_timers=os.environ.get("RUN_TIMERS", "1") != "0")
+    run_queues = os.environ.get("RUN_QUEUES", "1") != "0"
+    app = build_asgi_app(schedule_timers=os.environ.get("RUN_TIMERS", "1") != "0", run_queues=run_queues)
     log.info("timers runnable with POST %s/admin/functions/{name}: %s", base, ", ".join(app.state.timers))
+    log.info("queues: %s; %s", storage.description,
+             "watching " + ", ".join(app.state.queues) if run_queues else "not polled (RUN_QUEUES=0)")
     return app
 
 

@@ -27,9 +27,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from devhost.queues import QueueHost, queue_functions
 from shared import errors
 from shared.http.api import API_PREFIX, apply_headers, registry, request_id_from
 from shared.http.problems import problem_response
+from shared.logging import bound_request_id
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("devhost")
@@ -149,8 +151,9 @@ async def _problem(request: Request, exc: Exception) -> Response:
     return response
 
 
-def build_asgi_app(app: Any | None = None, *, schedule_timers: bool = False) -> Starlette:
-    """The local host's ASGI app. With `schedule_timers`, timer functions also run on their schedules."""
+def build_asgi_app(app: Any | None = None, *, schedule_timers: bool = False, run_queues: bool = False) -> Starlette:
+    """The local host's ASGI app. With `schedule_timers`, timer functions also run on their schedules;
+    with `run_queues`, queue-triggered functions run on their queues' messages (devhost/queues.py)."""
     if app is None:
         from function_app import app as function_app
 
@@ -185,14 +188,26 @@ def build_asgi_app(app: Any | None = None, *, schedule_timers: bool = False) -> 
         fn = timers.get(name)
         if fn is None:
             raise errors.NotFound(f"No timer function {name}", extra={"timers": sorted(timers)})
-        await _invoke_timer(fn)
-        return Response(status_code=202)
+        with bound_request_id(request_id_from(request)) as request_id:  # work the timer queues carries this id
+            await _invoke_timer(fn)
+        return Response(status_code=202, headers={"X-Request-ID": request_id})
 
     routes.append(Route("/admin/functions/{name}", run_timer, methods=["POST"]))
+
+    queue_fns = queue_functions(app)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette):
         tasks = []
+        queue_host = None
+        if run_queues and queue_fns:
+            from shared.queues import host_queue_options
+            from shared.runtime import get_core
+
+            queue_host = QueueHost(get_core().services.queue_backend, queue_fns, host_queue_options())
+            await queue_host.start()
+            for line in queue_host.describe():
+                log.info("queue %s", line)
         if schedule_timers:
             from shared.runtime import get_core
 
@@ -205,9 +220,12 @@ def build_asgi_app(app: Any | None = None, *, schedule_timers: bool = False) -> 
         yield
         for task in tasks:
             task.cancel()
+        if queue_host is not None:
+            await queue_host.stop()
 
     star = Starlette(routes=routes, lifespan=lifespan,
                      exception_handlers={404: _problem, 405: _problem, errors.ApiError: _problem})
     star.state.timers = sorted(timers)
+    star.state.queues = {qf.queue: qf.name for qf in queue_fns}
     star.state.http_routes = [(t, m) for t, m, _ in http]
     return star

@@ -1,4 +1,4 @@
-"""Timer functions: market-data cache warming and migrations. Schedules come from app settings."""
+"""Timer functions: market-data cache warming (fanned out to a queue) and migrations. Schedules come from app settings."""
 
 import logging
 
@@ -12,11 +12,15 @@ log = logging.getLogger("stockagent.timers")
 @bp.function_name("market_refresh")
 @bp.timer_trigger(arg_name="timer", schedule="%MARKET_REFRESH_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def market_refresh(timer: func.TimerRequest) -> None:
-    """Warm the quote cache for every watched, held and core symbol, in provider batches."""
+    """Queue the quote refresh of every watched, held and core symbol, one message per provider batch
+    (functions/jobs.py runs them). The run's request id goes with every message it queues."""
+    from shared.logging import bound_request_id, request_id_var
     from shared.runtime import get_core  # at first run, not at import: keeps cold start light
 
-    summary = get_core().services.market_refresh.run()
-    log.info("market refresh: %s", summary, extra={"summary": summary, "past_due": timer.past_due})
+    with bound_request_id(request_id_var.get()):  # an admin call's id when run through one, else a new one
+        if timer.past_due:
+            log.warning("market refresh timer is past due")
+        get_core().services.market_refresh.fan_out()  # logs the run: symbols, batches, queue
 
 
 @bp.function_name("run_migrations")

@@ -203,5 +203,11 @@ class StreamCapacityFull(ServiceUnavailable):
     type, title = "stream-capacity-full", "Chat stream capacity is full"
 
 
+class QueueUnavailable(ServiceUnavailable):
+    """The storage queue service (Azure Storage, Azurite) could not be reached or refused us."""
+
+    type, title = "queue-unavailable", "Queue service unavailable"
+
+
 class ConfigError(Exception):
     """Configuration is invalid; raised at startup with one line naming the problem."""

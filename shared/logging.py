@@ -15,10 +15,26 @@ import re
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Iterable
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 user_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_id", default=None)
+
+
+@contextmanager
+def bound_request_id(request_id: str | None = None) -> Iterator[str]:
+    """Log records inside the block carry `request_id` (a new one when None): work outside an HTTP
+    request (a timer run, a queued job) is followed in the log like a request."""
+    rid = request_id or uuid.uuid4().hex
+    token = request_id_var.set(rid)
+    try:
+        yield rid
+    finally:
+        request_id_var.reset(token)
+
 
 _PATTERNS = [
     # scheme://user:password@host -> scheme://user:***@host

@@ -25,6 +25,7 @@ from shared.http.cursors import CursorSeal
 from shared.http.metrics import Metrics
 from shared.http.stream_slots import StreamSlots
 from shared.logging import configure_logging, register_secrets
+from shared.queues.connection import queue_description
 
 log = logging.getLogger("stockagent.runtime")
 
@@ -136,6 +137,7 @@ def build_core(
     cache: Any = None,
     market_providers: dict[str, Any] | None = None,
     model_clients: dict[str, Any] | None = None,
+    queues: Any = None,
     clock: Callable[[], float] | None = None,
 ) -> Core:
     """Build the Core. Every argument left out is built from `settings` (real clients); `clock` is the
@@ -174,6 +176,7 @@ def build_core(
         executor=executor,
         market_providers=market_providers,
         model_clients=model_clients,
+        queue_backend=queues,
     )
     core = Core(
         settings=settings,
@@ -194,6 +197,7 @@ def build_core(
         "cache": f"redis ({settings.redis.host or 'url'})" if getattr(cache, "mode", "memory") == "redis" else "memory",
         "market": ", ".join(sorted({p for order in settings.market.providers.values() for p in order})),
         "model": settings.models.provider,
+        "queues": queues.description if queues is not None else queue_description(),
     }
     try:
         services.startup()

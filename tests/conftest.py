@@ -45,9 +45,10 @@ def api_settings(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def core(api_settings):
+    from shared.queues import InProcessQueues
     from shared.runtime import build_core, set_core
 
-    core = build_core(api_settings)
+    core = build_core(api_settings, queues=InProcessQueues())  # whatever AzureWebJobsStorage the shell has
     core.services.auth.seed_local_admin()
     previous = set_core(core)
     yield core

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.data import repositories as r
 from shared.data.errors import database_breaker_policy
+from shared.data.jobs import MongoJobReceiptRepository, MongoPoisonMessageRepository
 from shared.data.repository import MongoGenericRepository, ping_database
 from shared.resilience import CircuitBreaker
 
@@ -94,6 +95,12 @@ class RepositoryFactory:
 
     def get_market_snapshot_repository(self) -> r.MongoMarketSnapshotRepository:
         return self._get(r.MongoMarketSnapshotRepository)
+
+    def get_job_receipt_repository(self) -> MongoJobReceiptRepository:
+        return self._get(MongoJobReceiptRepository)
+
+    def get_poison_message_repository(self) -> MongoPoisonMessageRepository:
+        return self._get(MongoPoisonMessageRepository)
 
     def health_check(self) -> tuple[bool, dict[str, Any]]:
         """(healthy, details) from one ping through the breaker: `status`, `breaker`, `latency_ms` or

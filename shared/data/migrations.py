@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shared.data.repositories import insert_new, move_embedded_messages
-from shared.data.schema import SPECS, SchemaManager
+from shared.data.schema import JOB_COLLECTIONS, SPECS, SchemaManager
 from shared.data.utils import utc_now
 from shared.errors import ApiError, Conflict
 
@@ -126,6 +126,17 @@ def _chat_messages_plan(db: Database, settings: Any) -> dict[str, Any]:
             "chats_to_move": db["chats"].count_documents({"messages": {"$exists": True}})}
 
 
+JOB_SPECS = tuple(SPECS[name] for name in JOB_COLLECTIONS)
+
+
+def _job_collections_apply(db: Database, settings: Any) -> dict[str, Any]:
+    return SchemaManager(db, specs=JOB_SPECS).setup_all_collections()
+
+
+def _job_collections_plan(db: Database, settings: Any) -> dict[str, Any]:
+    return SchemaManager(db, specs=JOB_SPECS).plan()
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "collections_validators_indexes", "Create collections with $jsonSchema validators and indexes",
               _schema_apply, _schema_plan),
@@ -133,6 +144,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               _seed_symbols_plan),
     Migration(3, "chat_messages", "Move chat messages out of the chats documents into chat_messages",
               _chat_messages_apply, _chat_messages_plan),
+    # Databases created before the job collections existed get them (step 1 already ran there).
+    Migration(4, "job_collections", "Create the background-job collections (job_receipts, poison_messages)",
+              _job_collections_apply, _job_collections_plan),
 )
 
 

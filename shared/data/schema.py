@@ -227,7 +227,22 @@ COLLECTIONS: tuple[CollectionSpec, ...] = (
     ),
     # Infrastructure
     CollectionSpec("schema_migrations", None),
+    # Background jobs (shared/data/jobs.py): idempotency receipts and poison messages
+    CollectionSpec(
+        "job_receipts", schema({"queue": STR, "job_id": STR, "status": {"enum": ["running", "done"]},
+                                "lease_until": DATE, "expires_at": DATE}, ["queue", "status", "expires_at"], system=False),
+        (IndexSpec((("expires_at", ASC),), "job_receipts_ttl", expire_after_seconds=0),),
+    ),
+    CollectionSpec(
+        "poison_messages", schema({"queue": STR, "message_id": STR, "body": STR, "recorded_at": DATE,
+                                   "job_id": NSTR, "request_id": NSTR}, ["queue", "message_id", "body", "recorded_at"],
+                                  system=False),
+        (IndexSpec((("recorded_at", DESC),), "poison_messages_recorded"),
+         IndexSpec((("queue", ASC), ("recorded_at", DESC)), "poison_messages_queue_recorded")),
+    ),
 )
+
+JOB_COLLECTIONS = ("job_receipts", "poison_messages")
 
 SPECS: dict[str, CollectionSpec] = {c.name: c for c in COLLECTIONS}
 KNOWN_COLLECTIONS: tuple[str, ...] = tuple(SPECS)

@@ -35,6 +35,7 @@ class ServiceFactory:
         executor: Executor,
         market_providers: dict[str, Any] | None = None,
         model_clients: dict[str, Any] | None = None,
+        queue_backend: Any = None,
     ) -> None:
         self.settings = settings
         self.repos = repos
@@ -43,6 +44,7 @@ class ServiceFactory:
         self.executor = executor
         self._market_providers = market_providers
         self._model_clients = model_clients
+        self._queue_backend = queue_backend
         self._services: dict[str, Any] = {}
         self._lock = threading.RLock()
 
@@ -112,9 +114,46 @@ class ServiceFactory:
         def build() -> Any:
             from shared.services.market_refresh import MarketRefreshService
 
-            return MarketRefreshService(settings=self.settings, repos=self.repos, market=self.market)
+            return MarketRefreshService(settings=self.settings, repos=self.repos, market=self.market, queues=self.queues)
 
         return self._get("market_refresh", build)
+
+    # ------------------------------------------------------------ background jobs (queues)
+
+    @property
+    def queue_backend(self) -> Any:
+        """The queue service the Functions host's own AzureWebJobsStorage settings name (in-process locally
+        when none is set); the local host polls the same object."""
+
+        def build() -> Any:
+            from shared.queues import build_queue_backend
+
+            return self._queue_backend or build_queue_backend(local=self.settings.is_local)
+
+        return self._get("queue_backend", build)
+
+    @property
+    def queues(self) -> Any:
+        def build() -> Any:
+            from shared.queues import QueueProducer, host_queue_options
+
+            return QueueProducer(self.queue_backend, encoding=host_queue_options().message_encoding)
+
+        return self._get("queues", build)
+
+    @property
+    def jobs(self) -> Any:
+        def build() -> Any:
+            from shared.queues import host_queue_options
+            from shared.services.jobs import RECEIPT_RETENTION_S, JobRunner
+
+            options = host_queue_options()
+            return JobRunner(receipts=self.repos.get_job_receipt_repository(),
+                             poison=self.repos.get_poison_message_repository(), metrics=self.metrics,
+                             max_dequeue_count=options.max_dequeue_count, lease_s=options.function_timeout_s,
+                             retention_s=RECEIPT_RETENTION_S)
+
+        return self._get("jobs", build)
 
     @property
     def migrations(self) -> Any:

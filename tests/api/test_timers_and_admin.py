@@ -1,19 +1,123 @@
-"""Timer functions run on demand through the local host, and the admin migration endpoint."""
+"""Timer functions run on demand through the local host, the queue-triggered functions they feed,
+the poison-message listing, and the admin migration endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from devhost.queues import QueueHost, queue_functions
+from shared.logging import JsonFormatter, bound_request_id
+from shared.queues import MARKET_REFRESH, host_queue_options, poison_queue
+from shared.queues.envelope import encode_text
 
 import pytest
 
 from tests.api.test_pipeline import assert_problem
 
 
-def test_market_refresh_timer_warms_watched_symbols(client, core, make_user):
-    user, headers = make_user()
-    wl = core.repos.get_watchlist_repository()
-    wl.insert_one(user["id"], {"name": "refresh-test", "symbols": ["AMD", "INTC"]})
-    summary = core.services.market_refresh.run()
-    assert summary["symbols"] >= len(core.settings.market.core_symbols) + 2
-    assert summary["failures"] == {}
-    again = core.services.market_refresh.run()
-    assert again["upstream_calls"] == 0 and again["skipped_fresh"] == again["symbols"]
+@pytest.fixture
+def local_host(core):
+    """The local host's queue side over the core's (in-process) queues, with the functions function_app registers
+    and host.json's options, retrying at once so each poll is one attempt."""
+    from function_app import app
+
+    options = host_queue_options()
+    host = QueueHost(core.services.queue_backend, queue_functions(app),
+                     type(options)(**{**vars(options), "visibility_timeout_s": 0}))
+    by_queue = {qf.queue: qf for qf in host.functions}
+
+    def drain(queue: str) -> int:
+        """Poll `queue` until it is empty; how many polls found messages."""
+        async def run() -> int:
+            polls = 0
+            while await host.poll_once(by_queue[queue]):
+                polls += 1
+            return polls
+
+        return asyncio.run(run())
+
+    host.drain = drain  # type: ignore[attr-defined]
+    asyncio.run(host.create_queues())
+    drain(MARKET_REFRESH)  # nothing left over from other tests
+    return host
+
+
+class JsonLines(logging.Handler):
+    """The app's JSON log lines (the production formatter), parsed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+    def of(self, logger: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["logger"].startswith(logger)]
+
+
+@pytest.fixture
+def log_lines():
+    handler, root = JsonLines(), logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def test_market_refresh_timer_queues_batches_that_the_queue_function_refreshes(client, core, make_user, local_host,
+                                                                                log_lines):
+    user, _ = make_user()
+    core.repos.get_watchlist_repository().insert_one(user["id"], {"name": "refresh-test", "symbols": ["AMD", "INTC"]})
+    r = client.post("/admin/functions/market_refresh", headers={"X-Request-ID": "refresh-run-1"})
+    assert r.status_code == 202 and r.headers["x-request-id"] == "refresh-run-1"
+    assert core.services.queue_backend.count(MARKET_REFRESH) >= 1
+    assert local_host.drain(MARKET_REFRESH) >= 1
+
+    done = [line for line in log_lines.of("shared.services.jobs") if line.get("outcome") == "done"]
+    assert done and {line["request_id"] for line in done} == {"refresh-run-1"}  # the HTTP call's id, in the job's log
+    assert core.services.market.refresh_quotes(["AMD", "INTC", *core.settings.market.core_symbols])["upstream_calls"] == 0
+
+
+def test_a_batch_that_keeps_failing_lands_in_the_poison_queue_and_is_listed(client, core, local_host, admin_headers,
+                                                                             make_user, monkeypatch, log_lines):
+    def provider_down(job: Any) -> None:
+        raise RuntimeError("provider down")
+
+    monkeypatch.setattr(core.services.market_refresh, "refresh_batch", provider_down)
+    with bound_request_id("poison-origin"):
+        job = core.services.queues.enqueue(MARKET_REFRESH, {"run_id": "r1", "batch": 0, "batches": 1,
+                                                            "symbols": ["AAPL"]}, dedupe_key="poison-test:0")
+
+    assert local_host.drain(MARKET_REFRESH) == host_queue_options().max_dequeue_count  # every attempt failed
+    assert local_host.drain(poison_queue(MARKET_REFRESH)) == 1
+    errors = [line for line in log_lines.of("shared.services.jobs") if line["level"] == "ERROR"]
+    assert errors and errors[0]["request_id"] == "poison-origin" and job.id in errors[0]["msg"]
+
+    r = client.get("/api/v1/admin/queues/poison", params={"queue": MARKET_REFRESH}, headers=admin_headers)
+    assert r.status_code == 200
+    (item,) = [i for i in r.json()["items"] if i["job_id"] == job.id]
+    assert item["request_id"] == "poison-origin" and item["payload"]["symbols"] == ["AAPL"]
+    assert json.loads(item["body"])["id"] == job.id
+    counters = client.get("/api/v1/admin/metrics", headers=admin_headers).json()["counters"]["jobs"]
+    assert counters[f"{MARKET_REFRESH}:poison"] >= 1 and counters[f"{MARKET_REFRESH}:failed"] >= 5
+
+    # Recording the same poison message again (the poison function was retried) keeps one record.
+    core.services.queue_backend.send(poison_queue(MARKET_REFRESH), encode_text(item["body"], "base64"))
+    local_host.drain(poison_queue(MARKET_REFRESH))
+    again = client.get("/api/v1/admin/queues/poison", params={"queue": MARKET_REFRESH}, headers=admin_headers).json()
+    assert len([i for i in again["items"] if i["job_id"] == job.id]) == 1
+
+    _, user_headers = make_user()
+    assert client.get("/api/v1/admin/queues/poison", headers=user_headers).status_code == 403
 
 
 LOOPBACK = ("127.0.0.1", 50000)

@@ -74,11 +74,17 @@ HTTP = {
     'list_models': ('v1/models', ('GET',)),
     'admin_metrics': ('v1/admin/metrics', ('GET',)),
     'admin_run_migrations': ('v1/admin/migrations', ('POST',)),
+    'list_poison_messages': ('v1/admin/queues/poison', ('GET',)),
     'fallback': ('{*path}', ('DELETE', 'GET', 'HEAD', 'OPTIONS', 'PATCH', 'POST', 'PUT')),
 }
 TIMERS = {
     "market_refresh": "%MARKET_REFRESH_SCHEDULE%",
     "run_migrations": "%MIGRATION_SCHEDULE%",
+}
+# Queue-triggered functions: each queue has its function and one on its poison queue.
+QUEUES = {
+    "market_refresh_batch": "market-refresh",
+    "market_refresh_poison": "market-refresh-poison",
 }
 
 
@@ -93,7 +99,19 @@ def _table():
         elif trigger.type == "timerTrigger":
             timers[fn.get_function_name()] = trigger.schedule
             assert not trigger.run_on_startup
+        else:
+            assert trigger.type == "queueTrigger", f"unexpected trigger {trigger.type} on {fn.get_function_name()}"
     return http, timers, names
+
+
+def _queue_table():
+    queues = {}
+    for fn in registered_functions(app):
+        trigger = fn.get_trigger()
+        if trigger.type == "queueTrigger":
+            queues[fn.get_function_name()] = trigger.queue_name
+            assert trigger.connection == "AzureWebJobsStorage"  # the host's storage, where the producer sends
+    return queues
 
 
 def test_function_names_are_unique():
@@ -109,6 +127,13 @@ def test_http_routes_and_methods():
 def test_timer_schedules_come_from_settings():
     _, timers, _ = _table()
     assert timers == TIMERS
+
+
+def test_queue_functions_and_their_poison_queues():
+    queues = _queue_table()
+    assert queues == QUEUES
+    for queue in queues.values():
+        assert queue.endswith("-poison") or f"{queue}-poison" in queues.values(), f"nothing records {queue}'s poison"
 
 
 def test_no_two_functions_serve_the_same_route_and_method():

@@ -5,7 +5,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("openai", "yfinance", "pandas", "numpy", "azure.identity", "azure.keyvault", "pymongo", "redis")
+HEAVY = ("openai", "yfinance", "pandas", "numpy", "azure.identity", "azure.keyvault", "azure.storage", "pymongo",
+         "redis")
 
 
 def test_import_function_app_loads_no_heavy_module_and_builds_no_core():

@@ -32,7 +32,8 @@ def _names(db):
 def test_first_run_creates_everything_and_second_run_has_nothing_to_do(migrated, settings):
     db, first = migrated
     assert first["status"] == "applied"
-    assert first["applied"] == ["0001_collections_validators_indexes", "0002_seed_symbols", "0003_chat_messages"]
+    assert first["applied"] == ["0001_collections_validators_indexes", "0002_seed_symbols", "0003_chat_messages",
+                                "0004_job_collections"]
     assert set(KNOWN_COLLECTIONS) <= _names(db)
     assert "users_email_unique" in db.users.index_information()
     assert db.sessions.index_information()["sessions_ttl"]["expireAfterSeconds"] == 0
@@ -52,7 +53,8 @@ def test_dry_run_changes_nothing(client, settings):
     db = client["it_dry_run"]
     summary = run_migrations(db, settings, dry_run=True)
     assert summary["status"] == "dry run"
-    assert summary["pending"] == ["0001_collections_validators_indexes", "0002_seed_symbols", "0003_chat_messages"]
+    assert summary["pending"] == ["0001_collections_validators_indexes", "0002_seed_symbols", "0003_chat_messages",
+                                "0004_job_collections"]
     assert "users" in summary["results"]["0001_collections_validators_indexes"]["create_collections"]
     assert _names(db) == set()
 

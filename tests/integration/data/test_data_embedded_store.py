@@ -111,12 +111,13 @@ def test_migrate_cli_dry_run_then_apply(tmp_path, monkeypatch, capsys):
     import json
 
     from shared.data import migrate
+    from shared.data.migrations import MIGRATIONS
 
     monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path / "cli"))
     monkeypatch.delenv("MONGODB_URI", raising=False)
     assert migrate.main(["--dry-run"]) == 0
     dry = json.loads(capsys.readouterr().out)
-    assert dry["status"] == "dry run" and len(dry["pending"]) == 3
+    assert dry["status"] == "dry run" and len(dry["pending"]) == len(MIGRATIONS)
     assert migrate.main([]) == 0
     assert json.loads(capsys.readouterr().out)["status"] == "applied"
     assert migrate.main([]) == 0

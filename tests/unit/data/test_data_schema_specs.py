@@ -25,7 +25,8 @@ def _keywords(schema, found):
 
 
 def test_every_convention_collection_plus_infrastructure_is_known():
-    assert CONVENTION_COLLECTIONS | {"api_keys", "chat_messages", "schema_migrations"} == set(KNOWN_COLLECTIONS)
+    assert CONVENTION_COLLECTIONS | {"api_keys", "chat_messages", "schema_migrations", "job_receipts",
+                                     "poison_messages"} == set(KNOWN_COLLECTIONS)
 
 
 def test_validators_use_only_standard_json_schema_keywords():
@@ -46,13 +47,13 @@ def test_required_unique_and_ttl_indexes_exist():
     assert ("owner_id", "name_key") in unique("watchlists")
     assert ("symbol",) in unique("symbols")
     assert any(i.keys == (("symbol", 1), ("interval", 1), ("ts", 1)) for i in SPECS["market_data"].indexes)
-    for ttl in ("sessions", "market_snapshots"):
+    for ttl in ("sessions", "market_snapshots", "job_receipts"):
         assert any(i.expire_after_seconds == 0 for i in SPECS[ttl].indexes), ttl
     assert any(i.keys == (("owner_id", 1), ("created_at", -1)) for i in SPECS["notes"].indexes)
 
 
 def test_migrations_are_ordered_and_seed_is_a_real_ticker_list():
-    assert [m.version for m in MIGRATIONS] == [1, 2, 3]
+    assert [m.version for m in MIGRATIONS] == [1, 2, 3, 4]
     symbols = load_seed_symbols()
     assert len(symbols) >= 150
     tickers = {s["symbol"] for s in symbols}

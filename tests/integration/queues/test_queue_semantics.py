@@ -1,0 +1,255 @@
+"""The queue contract on a real Azurite and on the in-process fallback: what the producer sends is what
+the trigger decodes, retries and the poison queue, visibility timeout, and processing a job once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from devhost.queues import QueueFunction, QueueHost
+from shared.errors import MarketDataUnavailable
+from shared.logging import bound_request_id
+from shared.queues import Envelope, MessageLost, QueueBackend, QueueHostOptions, QueueMissing, QueueProducer, poison_queue
+from shared.queues.envelope import decode_text
+from shared.services.jobs import InboundMessage, Job
+from shared.services.market_refresh import MarketRefreshService
+
+pytestmark = pytest.mark.integration
+
+# Retries at once (visibilityTimeout 0) so each poll is one attempt; three attempts before poison.
+OPTIONS = QueueHostOptions(batch_size=4, new_batch_threshold=2, max_dequeue_count=3, visibility_timeout_s=0,
+                           max_polling_interval_s=1, message_encoding="base64", function_timeout_s=60)
+
+
+def host_for(backend: QueueBackend, queue: str, target: Any,
+             options: QueueHostOptions = OPTIONS) -> tuple[QueueHost, QueueFunction]:
+    """A local host polling `queue` for one function that calls `target(msg)` (functions get `msg=`)."""
+
+    def function(msg: Any) -> None:
+        target(msg)
+
+    qf = QueueFunction(name=f"fn_{queue}", queue=queue, arg_name="msg", fn=function)
+    return QueueHost(backend, [qf], options), qf
+
+
+def poison_count(backend: QueueBackend, queue: str) -> int:
+    """Messages on `queue`'s poison queue (0 when nothing was ever moved there)."""
+    try:
+        return backend.count(poison_queue(queue))
+    except QueueMissing:
+        return 0
+
+
+async def drain(host: QueueHost, qf: QueueFunction, max_polls: int = 50) -> int:
+    """Poll until a poll finds nothing; returns the number of polls that found messages."""
+    for polls in range(max_polls):
+        if await host.poll_once(qf) == 0:
+            return polls
+    raise AssertionError(f"{qf.queue} still had messages after {max_polls} polls")
+
+
+def inbound(queue: str, msg: Any) -> InboundMessage:
+    return InboundMessage(queue=queue, id=msg.id, body=msg.get_body(), dequeue_count=msg.dequeue_count)
+
+
+async def test_a_queued_job_reaches_the_trigger_decoded_with_its_request_id(backend, queue_name):
+    producer = QueueProducer(backend, encoding="base64")
+    with bound_request_id("req-from-http-call"):
+        sent = producer.enqueue(queue_name, {"symbols": ["AAPL"], "note": "é ✓"})
+    received: list[Any] = []
+    host, qf = host_for(backend, queue_name, received.append)
+    await drain(host, qf)
+
+    (msg,) = received
+    assert msg.get_body() == sent.to_json().encode("utf-8")  # exactly what was enqueued, base64 undone
+    envelope = Envelope.from_body(msg.get_body())
+    assert envelope.payload == {"symbols": ["AAPL"], "note": "é ✓"}
+    assert envelope.request_id == "req-from-http-call" and envelope.id == sent.id
+    assert msg.dequeue_count == 1
+    assert backend.count(queue_name) == 0  # deleted after success
+
+
+async def test_a_failing_function_is_retried_then_moved_to_the_poison_queue(backend, queue_name):
+    producer = QueueProducer(backend, encoding="base64")
+    sent = producer.enqueue(queue_name, {"n": 1})
+    attempts: list[int] = []
+
+    def fails(msg: Any) -> None:
+        attempts.append(msg.dequeue_count)
+        raise RuntimeError("provider down")
+
+    host, qf = host_for(backend, queue_name, fails)
+    await drain(host, qf)
+
+    assert attempts == [1, 2, 3]  # maxDequeueCount attempts, no more
+    assert backend.count(queue_name) == 0
+    (poisoned,) = backend.receive(poison_queue(queue_name), max_messages=5, visibility_timeout_s=30)
+    assert Envelope.from_body(decode_text(poisoned.text, "base64")).id == sent.id  # the message itself, unchanged
+
+
+async def test_a_message_dequeued_too_often_goes_to_poison_without_running(backend, queue_name):
+    """A message received maxDequeueCount times without completing (crashed runs) is not run again."""
+    QueueProducer(backend, encoding="base64").enqueue(queue_name, {"n": 1})
+    for _ in range(OPTIONS.max_dequeue_count):  # a consumer that received it and died each time
+        (held,) = backend.receive(queue_name, max_messages=1, visibility_timeout_s=30)
+        backend.release(queue_name, held.id, held.pop_receipt, visibility_timeout_s=0)
+    ran: list[Any] = []
+    host, qf = host_for(backend, queue_name, ran.append)
+    await drain(host, qf)
+    assert ran == []
+    assert len(backend.receive(poison_queue(queue_name), max_messages=5, visibility_timeout_s=30)) == 1
+
+
+async def test_visibility_timeout_hides_an_in_flight_message_from_a_second_consumer(backend, queue_name):
+    QueueProducer(backend, encoding="base64").enqueue(queue_name, {"n": 1})
+    (first,) = backend.receive(queue_name, max_messages=5, visibility_timeout_s=30)
+    assert backend.receive(queue_name, max_messages=5, visibility_timeout_s=30) == []  # the second consumer
+
+    backend.release(queue_name, first.id, first.pop_receipt, visibility_timeout_s=0)  # the first gives it back
+    (second,) = backend.receive(queue_name, max_messages=5, visibility_timeout_s=30)
+    assert second.id == first.id and second.dequeue_count == 2
+    with pytest.raises(MessageLost):  # the first consumer's receipt no longer holds
+        backend.delete(queue_name, first.id, first.pop_receipt)
+    backend.delete(queue_name, second.id, second.pop_receipt)
+    assert backend.count(queue_name) == 0
+
+
+async def test_a_delayed_message_stays_invisible(backend, queue_name):
+    QueueProducer(backend, encoding="base64").enqueue(queue_name, {"n": 1}, delay_s=60)
+    assert backend.receive(queue_name, max_messages=5, visibility_timeout_s=30) == []
+    assert backend.count(queue_name) == 1
+
+
+async def test_duplicate_messages_of_one_job_are_processed_once(backend, queue_name, core):
+    producer = QueueProducer(backend, encoding="base64")
+    for _ in range(3):  # the producer retried, or two timer runs queued the same business job
+        producer.enqueue(queue_name, {"n": 1}, dedupe_key=f"{queue_name}:job-1")
+    producer.enqueue(queue_name, {"n": 2}, dedupe_key=f"{queue_name}:job-2")
+    handled: list[dict[str, Any]] = []
+    outcomes: list[str] = []
+
+    def function(msg: Any) -> None:
+        outcomes.append(core.services.jobs.run(inbound(queue_name, msg), lambda job: handled.append(job.payload)))
+
+    host, qf = host_for(backend, queue_name, function)
+    await drain(host, qf)
+    assert sorted(p["n"] for p in handled) == [1, 2]
+    assert Counter(outcomes) == {"done": 2, "duplicate": 2}
+    assert backend.count(queue_name) == 0
+
+
+async def test_a_redelivered_message_is_processed_once(backend, queue_name, core):
+    """At least once: the function succeeded but the message came back (its delete was lost)."""
+    QueueProducer(backend, encoding="base64").enqueue(queue_name, {"n": 1})
+    handled: list[Job] = []
+
+    def function(msg: Any) -> None:
+        core.services.jobs.run(inbound(queue_name, msg), handled.append)
+
+    (msg,) = backend.receive(queue_name, max_messages=1, visibility_timeout_s=30)
+    host, qf = host_for(backend, queue_name, function)
+    await host._invoke(qf, msg)  # ran, then "crashed" before deleting
+    backend.release(queue_name, msg.id, msg.pop_receipt, visibility_timeout_s=0)
+    await drain(host, qf)
+    assert len(handled) == 1 and backend.count(queue_name) == 0
+
+
+class RecordingMarket:
+    """The real DataManager, recording which symbols each refresh asks for; a batch holding a
+    `failing` symbol reports it failed with a transient outcome (502) the first `failures` times."""
+
+    def __init__(self, market: Any, failing: set[str] = frozenset(), failures: int = 0) -> None:
+        self._market = market
+        self.calls: list[list[str]] = []
+        self._failing = failing
+        self._failures = failures
+
+    def refresh_quotes(self, symbols: list[str]) -> dict[str, Any]:
+        self.calls.append(list(symbols))
+        summary: dict[str, Any] = self._market.refresh_quotes(symbols)
+        flaky = self._failing & set(symbols)
+        if flaky and self._failures > 0:
+            self._failures -= 1
+            return {**summary, "failures": {s: "502 Market data unavailable" for s in flaky}}
+        return summary
+
+
+def _refresh_service(core: Any, backend: QueueBackend, market: Any, batch_size: int, queue: str) -> MarketRefreshService:
+    settings = core.settings.model_copy(update={"market": core.settings.market.model_copy(
+        update={"refresh_batch_size": batch_size})})
+    return MarketRefreshService(settings=settings, repos=core.repos, market=market, queue=queue,
+                                queues=QueueProducer(backend, encoding="base64"))
+
+
+@pytest.fixture
+def watched_symbols(core, make_user) -> list[str]:
+    """Symbols on watchlists and in positions, overlapping each other and the core symbols, in mixed case."""
+    user, _ = make_user()
+    seed = [s["symbol"] for s in core.repos.get_symbol_repository().find_many({}, limit=60)[0]]
+    core.repos.get_watchlist_repository().insert_one(user["id"], {"name": "fan-out a", "symbols": seed[:40]})
+    core.repos.get_watchlist_repository().insert_one(user["id"], {"name": "fan-out b",
+                                                                   "symbols": [s.lower() for s in seed[30:60]]})
+    return seed
+
+
+async def test_market_refresh_fan_out_covers_every_symbol_once(backend, core, watched_symbols, queue_name):
+    market = RecordingMarket(core.services.market)
+    service = _refresh_service(core, backend, market, batch_size=7, queue=queue_name)
+    summary = service.fan_out()
+
+    expected = service.symbols_to_refresh()
+    assert {s.upper() for s in watched_symbols} <= set(expected)
+    assert summary["symbols"] == len(expected) and summary["batches"] == -(-len(expected) // 7)
+
+    host, qf = host_for(backend, queue_name, lambda msg: core.services.jobs.run(inbound(queue_name, msg),
+                                                                                 service.refresh_batch))
+    await drain(host, qf)
+    asked = Counter(s for call in market.calls for s in call)
+    assert set(asked) == set(expected) and set(asked.values()) == {1}  # every symbol, once
+    assert all(len(call) <= 7 for call in market.calls)
+    assert backend.count(queue_name) == 0
+
+
+async def test_a_failing_batch_retries_alone(backend, core, watched_symbols, queue_name):
+    flaky = watched_symbols[3].upper()
+    market = RecordingMarket(core.services.market, failing={flaky}, failures=2)
+    service = _refresh_service(core, backend, market, batch_size=10, queue=queue_name)
+    service.fan_out()
+    failed: list[str] = []
+
+    def function(msg: Any) -> None:
+        try:
+            core.services.jobs.run(inbound(queue_name, msg), service.refresh_batch)
+        except MarketDataUnavailable as exc:
+            failed.append(str(exc))
+            raise
+
+    host, qf = host_for(backend, queue_name, function)
+    await drain(host, qf)
+    batches = Counter(tuple(call) for call in market.calls)
+    flaky_batch = next(b for b in batches if flaky in b)
+    assert batches[flaky_batch] == 3  # two transient failures, then success: within maxDequeueCount
+    assert all(n == 1 for b, n in batches.items() if b != flaky_batch)  # the other batches ran once
+    assert len(failed) == 2 and flaky in failed[0]
+    assert backend.count(queue_name) == 0 and poison_count(backend, queue_name) == 0
+
+
+async def test_the_listener_processes_new_messages_in_the_background(backend, queue_name):
+    """The polling loop the local host runs (not just single polls): start, enqueue, see it handled, stop."""
+    done = threading.Event()  # set from the worker thread the function runs in
+    host, qf = host_for(backend, queue_name, lambda msg: done.set())
+    await host.start()
+    try:
+        QueueProducer(backend, encoding="base64").enqueue(queue_name, {"n": 1})
+        assert await asyncio.to_thread(done.wait, 30)
+        for _ in range(300):  # then deleted: wait for it, at most 30 s
+            if backend.count(queue_name) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert backend.count(queue_name) == 0
+    finally:
+        await host.stop()
