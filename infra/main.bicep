@@ -218,6 +218,11 @@ module storage './core/storage/storage-account.bicep' = {
     containers: [
       deploymentStorageContainerName
     ]
+    // Queue-triggered functions (functions/jobs.py) and their poison queues.
+    queues: [
+      'market-refresh'
+      'market-refresh-poison'
+    ]
   }
 }
 

@@ -52,11 +52,17 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
   name: applicationInsightsName
 }
 
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
 // Read by the Functions host and the Azure SDK, not by our code.
 var platformSettings = {
   AzureWebJobsStorage__accountName: storageAccountName
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
+  // The queue endpoint the triggers listen on and the app's producer sends to (shared/queues), as the identity.
+  AzureWebJobsStorage__queueServiceUri: storage.properties.primaryEndpoints.queue
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsights.properties.ConnectionString
   // Application Insights has local auth disabled: the host sends telemetry as the identity.
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'

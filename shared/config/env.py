@@ -99,6 +99,16 @@ PLATFORM: tuple[str, ...] = (
     "AZURE_CLIENT_ID",
 )
 
+# Identity-based AzureWebJobsStorage (set on Azure instead of the connection string): read by the
+# host and, in the same order, by shared/queues/connection.py. Not in local.settings.example.json,
+# where AzureWebJobsStorage (a connection string to Azurite) takes precedence.
+PLATFORM_STORAGE: tuple[str, ...] = (
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+)
+
 ALL: tuple[EnvSetting, ...] = BOOTSTRAP + OVERRIDES
 
 

@@ -67,12 +67,18 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    v: Literal[1] = ENVELOPE_VERSION
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=64)
+    v: Literal[1]
+    id: str = Field(min_length=1, max_length=64)
     request_id: str | None = Field(None, max_length=128, pattern=r"^[\x21-\x7e]+$")
-    created_at: datetime = Field(default_factory=_utcnow)
+    created_at: datetime
     dedupe_key: str | None = Field(None, min_length=1, max_length=512)
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any]
+
+    @classmethod
+    def new(cls, payload: dict[str, Any], *, request_id: str | None = None, dedupe_key: str | None = None) -> "Envelope":
+        """A new job: a fresh id, the current time, this version."""
+        return cls(v=ENVELOPE_VERSION, id=uuid.uuid4().hex, request_id=request_id, created_at=_utcnow(),
+                   dedupe_key=dedupe_key, payload=payload)
 
     def to_json(self) -> str:
         return self.model_dump_json()

@@ -38,7 +38,7 @@ class QueueProducer:
         check_queue_name(queue)
         if not 0 <= delay_s < self._ttl_s:
             raise ValueError(f"delay_s must be in [0, {self._ttl_s})")
-        envelope = Envelope(request_id=request_id_var.get(), dedupe_key=dedupe_key, payload=dict(payload))
+        envelope = Envelope.new(dict(payload), request_id=request_id_var.get(), dedupe_key=dedupe_key)
         text = encode_text(envelope.to_json(), self._encoding)
         if len(text) > MAX_MESSAGE_CHARS:
             raise ValueError(f"message of {len(text)} characters exceeds the queue limit of {MAX_MESSAGE_CHARS}")

@@ -7,6 +7,9 @@ param tags object = {}
 @description('Blob containers to create (the Flex Consumption deployment container).')
 param containers array = []
 
+@description('Queues to create (each queue-triggered function\'s queue and its <queue>-poison queue).')
+param queues array = []
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
   location: location
@@ -45,6 +48,17 @@ resource blobContainers 'Microsoft.Storage/storageAccounts/blobServices/containe
   }
 }]
 
+resource queueServices 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource storageQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = [for queue in queues: {
+  parent: queueServices
+  name: queue
+}]
+
 output id string = storage.id
 output name string = storage.name
 output primaryBlobEndpoint string = storage.properties.primaryEndpoints.blob
+output primaryQueueEndpoint string = storage.properties.primaryEndpoints.queue

@@ -133,7 +133,10 @@ def test_platform_settings(app_settings):
         else:
             assert name in app_settings, f"platform setting {name} is not set"
     storage = {n for n in app_settings if n.startswith("AzureWebJobsStorage__")}
-    assert storage == {"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId"}
+    assert storage == {"AzureWebJobsStorage__accountName", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId",
+                       "AzureWebJobsStorage__queueServiceUri"}
+    assert storage == set(env.PLATFORM_STORAGE)  # what the host reads is what shared/queues reads
+    assert app_settings["AzureWebJobsStorage__queueServiceUri"] == "storage.properties.primaryEndpoints.queue"
     assert "FUNCTIONS_EXTENSION_VERSION" not in app_settings
 
 
@@ -191,6 +194,7 @@ def test_conditional_groups(api_bicep: BicepFile, settings_groups):
 SAMPLE_VALUES = {
     "AzureWebJobsStorage__accountName": "stabc123",
     "AzureWebJobsStorage__clientId": "00000000-0000-0000-0000-000000000001",
+    "AzureWebJobsStorage__queueServiceUri": "https://stabc123.queue.core.windows.net/",
     "AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=00000000-0000-0000-0000-000000000002;IngestionEndpoint=https://example.in.applicationinsights.azure.com/",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId=00000000-0000-0000-0000-000000000001;Authorization=AAD",
@@ -311,3 +315,15 @@ def test_binding_expressions_resolve_from_unconditional_settings(settings_groups
     assert {"MARKET_REFRESH_SCHEDULE", "MIGRATION_SCHEDULE"} <= names
     always = set(settings_groups["platformSettings"]) | set(settings_groups["coreSettings"])
     assert names <= always, f"binding expressions without an unconditional app setting: {sorted(names - always)}"
+
+
+def test_the_app_sends_where_the_deployed_triggers_listen(app_settings, bicep_files):
+    """With the deployed settings, the producer resolves the managed identity and the queue endpoint the host uses."""
+    from shared.queues.connection import resolve_queue_connection
+
+    environ = _environ(app_settings, bicep_files)
+    connection = resolve_queue_connection(environ)
+    assert connection.kind == "identity" and connection.credential == "managedidentity"
+    assert connection.account_url == "https://stabc123.queue.core.windows.net"
+    assert connection.client_id == SAMPLE_VALUES["AzureWebJobsStorage__clientId"]
+    assert "AzureWebJobsStorage" not in environ  # never a connection string (no account keys) on Azure

@@ -269,6 +269,21 @@ def test_storage_and_monitoring_use_entra_id_only(bicep_files: dict[str, BicepFi
     assert re.search(r"enableRbacAuthorization:\s*true", kv)
 
 
+def test_bicep_creates_every_queue_the_functions_listen_on(bicep_files: dict[str, BicepFile], main_bicep: BicepFile):
+    from devhost.queues import queue_functions
+    from function_app import app
+
+    listened = {qf.queue for qf in queue_functions(app)}
+    call = next(m for m in main_bicep.modules if m.symbol == "storage")
+    created = set(re.findall(r"'([a-z0-9-]+)'", call.params["queues"]))
+    assert created == listened | {f"{q}-poison" for q in listened if not q.endswith("-poison")}
+    storage = bicep_files["infra/core/storage/storage-account.bicep"].source
+    assert "Microsoft.Storage/storageAccounts/queueServices/queues@" in storage
+    for f in bicep_files.values():  # identity only: no account key or connection string anywhere
+        assert not re.search(r"(?i)accountkey|listKeys\(|connectionString\s*:", f.code) or f.rel.endswith(
+            "managed-redis.bicep"), f.rel
+
+
 def test_identity_gets_the_roles_it_needs(bicep_files: dict[str, BicepFile]):
     rbac = bicep_files["infra/app/rbac.bicep"].text
     for role_id in (
