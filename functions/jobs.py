@@ -1,9 +1,14 @@
 """Queue-triggered functions (background jobs) and the admin listing of poison messages.
 
+Annotations stay evaluated (no `from __future__ import annotations`): the worker reads the
+`func.QueueMessage` annotation to bind the trigger.
+
 Each queue has its function and a function on `<queue>-poison` that records what the host moved
 there after maxDequeueCount failed attempts. `connection="AzureWebJobsStorage"`: the host's own
 storage (a connection string locally, identity-based on Azure), where the producer enqueues too.
 """
+
+from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
 
@@ -11,11 +16,14 @@ from shared.http import RequestContext, route
 from shared.queues import MARKET_REFRESH, poison_queue
 from shared.schemas.jobs import PoisonMessagePage, PoisonMessagePublic, PoisonQuery
 
+if TYPE_CHECKING:
+    from shared.services.jobs import InboundMessage
+
 bp = func.Blueprint()
 STORAGE = "AzureWebJobsStorage"
 
 
-def _inbound(msg: func.QueueMessage, queue: str):  # -> shared.services.jobs.InboundMessage
+def _inbound(msg: func.QueueMessage, queue: str) -> "InboundMessage":
     from shared.services.jobs import InboundMessage
 
     return InboundMessage(queue=queue, id=msg.id or "", body=msg.get_body(), dequeue_count=msg.dequeue_count,
@@ -42,7 +50,7 @@ def market_refresh_poison(msg: func.QueueMessage) -> None:
 
 
 @route(bp, "v1/admin/queues/poison", query=PoisonQuery, auth="admin", response=PoisonMessagePage, tags=("admin",))
-async def list_poison_messages(req, ctx: RequestContext):
+async def list_poison_messages(req: Any, ctx: RequestContext) -> PoisonMessagePage:
     """Jobs that failed maxDequeueCount times and were moved to their poison queue, newest first."""
     q = ctx.query
     items, next_cursor = await ctx.run(ctx.services.jobs.list_poison, queue=q.queue, limit=q.limit, cursor=q.cursor)

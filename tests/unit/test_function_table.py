@@ -3,6 +3,8 @@
 A change here is a change to the public surface: update the table deliberately.
 """
 
+import azure.functions as func
+
 from devhost.app import registered_functions
 from function_app import app
 
@@ -111,6 +113,8 @@ def _queue_table():
         if trigger.type == "queueTrigger":
             queues[fn.get_function_name()] = trigger.queue_name
             assert trigger.connection == "AzureWebJobsStorage"  # the host's storage, where the producer sends
+            # The worker binds the trigger by this annotation: it must be the class, not a postponed string.
+            assert fn.get_user_function().__annotations__[trigger.name] is func.QueueMessage
     return queues
 
 
