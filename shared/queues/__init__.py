@@ -2,19 +2,37 @@
 
 `QueueProducer.enqueue` puts a versioned JSON envelope on a queue, encoded as the host's queue
 trigger decodes it; queue-triggered functions in functions/ hand their messages to
-`shared.services.jobs.JobRunner`. Importing this package imports no Azure SDK.
+`shared.services.jobs.JobRunner`. Importing this package loads only the queue names (function
+modules import them at registration); everything else loads on first use, and no Azure SDK
+before a queue is actually used.
 """
 
-from shared.queues.backend import InProcessQueues, MessageLost, QueueBackend, QueuedMessage, QueueMissing
-from shared.queues.envelope import Envelope, MalformedMessage, poison_queue
-from shared.queues.options import QueueHostOptions, host_queue_options
-from shared.queues.producer import QueueProducer, build_queue_backend
+from __future__ import annotations
 
-# Queue names (Azure Storage: 3-63 of a-z, 0-9, single hyphens). infra/ creates each with its poison queue.
-MARKET_REFRESH = "market-refresh"
+import importlib
+from typing import Any
 
-__all__ = [
-    "MARKET_REFRESH", "Envelope", "InProcessQueues", "MalformedMessage", "MessageLost", "QueueBackend",
-    "QueueHostOptions", "QueueMissing", "QueueProducer", "QueuedMessage", "build_queue_backend", "host_queue_options",
-    "poison_queue",
-]
+from shared.queues.names import MARKET_REFRESH, check_queue_name, poison_queue
+
+_LAZY = {
+    "Envelope": "shared.queues.envelope",
+    "MalformedMessage": "shared.queues.envelope",
+    "InProcessQueues": "shared.queues.backend",
+    "MessageLost": "shared.queues.backend",
+    "QueueBackend": "shared.queues.backend",
+    "QueuedMessage": "shared.queues.backend",
+    "QueueMissing": "shared.queues.backend",
+    "QueueHostOptions": "shared.queues.options",
+    "host_queue_options": "shared.queues.options",
+    "QueueProducer": "shared.queues.producer",
+    "build_queue_backend": "shared.queues.producer",
+}
+
+__all__ = ["MARKET_REFRESH", "check_queue_name", "poison_queue", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

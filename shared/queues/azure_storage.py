@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from shared.errors import QueueUnavailable
 from shared.queues.backend import DEFAULT_TTL_S, MessageLost, QueueMissing, QueuedMessage
 from shared.queues.connection import QueueConnection
-from shared.queues.envelope import check_queue_name
+from shared.queues.names import check_queue_name
 
 if TYPE_CHECKING:
     from azure.storage.queue import QueueClient, QueueServiceClient

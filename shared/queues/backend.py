@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Protocol
 
-from shared.queues.envelope import check_queue_name
+from shared.queues.names import check_queue_name
 
 DEFAULT_TTL_S = 7 * 24 * 3600  # Azure Storage's default message time-to-live
 

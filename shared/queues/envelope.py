@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -22,24 +21,10 @@ from shared.queues.options import MessageEncoding
 ENVELOPE_VERSION = 1
 # Azure Storage accepts messages of at most 64 KiB, measured on the encoded text.
 MAX_MESSAGE_CHARS = 64 * 1024
-# Queue names as Azure Storage accepts them: 3-63 of a-z, 0-9 and single hyphens, no hyphen at either end.
-_QUEUE_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
 class MalformedMessage(ValueError):
     """The message is not an envelope this app wrote (bad encoding, not JSON, unknown version)."""
-
-
-def check_queue_name(name: str) -> str:
-    """`name` when Azure Storage accepts it as a queue name; ValueError otherwise (a programming error)."""
-    if not isinstance(name, str) or not _QUEUE_NAME.fullmatch(name):
-        raise ValueError(f"invalid queue name {name!r}: 3-63 of a-z, 0-9 and single hyphens")
-    return name
-
-
-def poison_queue(queue: str) -> str:
-    """Where the Functions host moves a message of `queue` that failed maxDequeueCount times."""
-    return f"{check_queue_name(queue)}-poison"
 
 
 def encode_text(text: str, encoding: MessageEncoding) -> str:

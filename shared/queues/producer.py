@@ -11,7 +11,8 @@ from shared.errors import ConfigError
 from shared.logging import request_id_var
 from shared.queues.backend import DEFAULT_TTL_S, InProcessQueues, QueueBackend, QueueMissing
 from shared.queues.connection import QueueConnection, resolve_queue_connection
-from shared.queues.envelope import MAX_MESSAGE_CHARS, Envelope, check_queue_name, encode_text
+from shared.queues.envelope import MAX_MESSAGE_CHARS, Envelope, encode_text
+from shared.queues.names import check_queue_name
 from shared.queues.options import MessageEncoding
 
 log = logging.getLogger("stockagent.queues")

@@ -13,7 +13,8 @@ from shared.errors import ConfigError
 from shared.logging import bound_request_id
 from shared.queues import Envelope, InProcessQueues, MalformedMessage, MessageLost, QueueMissing, QueueProducer
 from shared.queues.connection import queue_description, resolve_queue_connection
-from shared.queues.envelope import check_queue_name, decode_text, encode_text, poison_queue
+from shared.queues.envelope import decode_text, encode_text
+from shared.queues.names import check_queue_name, poison_queue
 from shared.queues.options import QueueHostOptions, host_queue_options, parse_timespan
 from shared.queues.producer import backend_for, build_queue_backend
 
