@@ -170,9 +170,8 @@ def provide_storage(data_dir: str | Path, environ: MutableMapping[str, str] = os
     string points at it. Without node or Azurite, AzureWebJobsStorage is removed and the core uses
     in-process queues.
     """
-    configured = (environ.get(CONNECTION) or "").strip()
-    if configured.replace(" ", "").lower() != DEVELOPMENT_STORAGE.lower() and \
-            resolve_queue_connection(environ).kind != "in_process":
+    configured = (environ.get(CONNECTION) or "").replace(" ", "").strip(";").lower()
+    if configured != DEVELOPMENT_STORAGE.lower() and resolve_queue_connection(environ).kind != "in_process":
         return Storage(f"configured: {resolve_queue_connection(environ).description}")
     binary = azurite_binary(environ)
     if binary is None:

@@ -21,9 +21,10 @@ def test_a_configured_storage_is_used_as_is(tmp_path):
     assert "127.0.0.1:12345" in storage.description and "AccountKey" not in storage.description
 
 
-def test_without_node_the_local_host_says_it_uses_in_process_queues(tmp_path, monkeypatch):
+@pytest.mark.parametrize("value", ["UseDevelopmentStorage=true", "UseDevelopmentStorage=true;", ""])
+def test_without_node_the_local_host_says_it_uses_in_process_queues(tmp_path, monkeypatch, value):
     monkeypatch.setattr(dq.shutil, "which", lambda name: None)
-    environ = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+    environ = {"AzureWebJobsStorage": value}
     storage = dq.provide_storage(tmp_path, environ)
     assert environ == {} and storage.azurite is None  # the core then builds in-process queues
     assert storage.description.startswith("in-process queues (node not found)")

@@ -104,6 +104,17 @@ async def test_a_message_dequeued_too_often_goes_to_poison_without_running(backe
     assert len(backend.receive(poison_queue(queue_name), max_messages=5, visibility_timeout_s=30)) == 1
 
 
+async def test_a_poll_takes_at_most_batch_size_messages(backend, queue_name):
+    producer = QueueProducer(backend, encoding="base64")
+    for n in range(OPTIONS.batch_size + 2):
+        producer.enqueue(queue_name, {"n": n})
+    seen: list[int] = []
+    host, qf = host_for(backend, queue_name, lambda msg: seen.append(Envelope.from_body(msg.get_body()).payload["n"]))
+    assert await host.poll_once(qf) == OPTIONS.batch_size
+    assert await host.poll_once(qf) == 2
+    assert sorted(seen) == list(range(OPTIONS.batch_size + 2))
+
+
 async def test_visibility_timeout_hides_an_in_flight_message_from_a_second_consumer(backend, queue_name):
     QueueProducer(backend, encoding="base64").enqueue(queue_name, {"n": 1})
     (first,) = backend.receive(queue_name, max_messages=5, visibility_timeout_s=30)
