@@ -177,7 +177,7 @@ def provide_storage(data_dir: str | Path, environ: MutableMapping[str, str] = os
     if binary is None:
         environ.pop(CONNECTION, None)
         why = "node not found" if shutil.which("node") is None and not environ.get("AZURITE_BIN") \
-            else "azurite not installed (make run installs it into .tools/ when node is present)"
+            else "azurite not installed; make run installs it into .tools/ when node is present"
         return Storage(f"in-process queues ({why}): same semantics, messages live in this process only")
     wanted = environ.get("AZURITE_QUEUE_PORT")
     port = int(wanted) if wanted else (AZURITE_DEFAULT_QUEUE_PORT if port_is_free(AZURITE_DEFAULT_QUEUE_PORT)
