@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.config import Settings
 from shared.errors import MarketDataUnavailable, ValidationFailed
 from shared.market import normalize_symbol
-from shared.market.manager import MAX_BATCH
+from shared.market.args import MAX_BATCH
 from shared.queues import MARKET_REFRESH
 from shared.services.base import BaseService
 from shared.services.jobs import Job
