@@ -167,24 +167,31 @@ def provide_storage(data_dir: str | Path, environ: MutableMapping[str, str] = os
     A configured storage (a connection string with endpoints or an account key, or identity-based
     settings) is used as is. `UseDevelopmentStorage=true` or nothing means "the emulator": Azurite
     is started (AZURITE_QUEUE_PORT, else 10001 when free, else any free port) and the connection
-    string points at it. Without node or Azurite, AzureWebJobsStorage is removed and the core uses
-    in-process queues.
+    string points at it. Without node or Azurite, or when Azurite does not start, AzureWebJobsStorage
+    is removed and the core uses in-process queues.
     """
     configured = (environ.get(CONNECTION) or "").replace(" ", "").strip(";").lower()
     if configured != DEVELOPMENT_STORAGE.lower() and resolve_queue_connection(environ).kind != "in_process":
         return Storage(f"configured: {resolve_queue_connection(environ).description}")
     binary = azurite_binary(environ)
     if binary is None:
-        environ.pop(CONNECTION, None)
         why = "node not found" if shutil.which("node") is None and not environ.get("AZURITE_BIN") \
             else "azurite not installed; make run installs it into .tools/ when node is present"
-        return Storage(f"in-process queues ({why}): same semantics, messages live in this process only")
+        return _in_process(environ, why)
     wanted = environ.get("AZURITE_QUEUE_PORT")
     port = int(wanted) if wanted else (AZURITE_DEFAULT_QUEUE_PORT if port_is_free(AZURITE_DEFAULT_QUEUE_PORT)
                                         else free_port())
-    azurite = Azurite(binary, location=Path(data_dir) / "azurite", port=port).start()
+    try:
+        azurite = Azurite(binary, location=Path(data_dir) / "azurite", port=port).start()
+    except (OSError, RuntimeError) as exc:  # a broken install or a taken port: still serve, on in-process queues
+        return _in_process(environ, f"azurite did not start: {exc}")
     environ[CONNECTION] = azurite.connection_string
     return Storage(f"azurite {azurite.url} (data {azurite.location})", azurite)
+
+
+def _in_process(environ: MutableMapping[str, str], why: str) -> Storage:
+    environ.pop(CONNECTION, None)  # the core then builds in-process queues, which this host polls
+    return Storage(f"in-process queues ({why}): same semantics, messages live in this process only")
 
 
 # ---------------------------------------------------------------- the poller

@@ -45,3 +45,13 @@ def test_the_emulator_setting_starts_azurite_and_points_the_connection_at_it(tmp
     finally:
         storage.close()
     assert not storage.azurite.running
+
+
+def test_an_azurite_that_does_not_start_leaves_the_host_on_in_process_queues(tmp_path):
+    broken = tmp_path / "azurite-queue"
+    broken.write_text("#!/bin/sh\necho 'cannot start' >&2\nexit 3\n")
+    broken.chmod(0o755)
+    environ = {"AZURITE_BIN": str(broken), "AZURITE_QUEUE_PORT": str(dq.free_port())}
+    storage = dq.provide_storage(tmp_path, environ)
+    assert "AzureWebJobsStorage" not in environ and storage.azurite is None
+    assert "azurite did not start: azurite exited with 3: cannot start" in storage.description
