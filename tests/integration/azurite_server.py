@@ -12,7 +12,6 @@ Data goes to a temporary directory; only 127.0.0.1 is bound.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Iterator
 import pytest
 
 from devhost.queues import Azurite, azurite_binary, free_port
+from tests.integration.required import missing
 
 __all__ = ["azurite", "require_azurite"]
 
@@ -29,10 +29,7 @@ def require_azurite() -> str:
     """Azurite's queue binary; pytest.skip when missing locally, pytest.fail when REQUIRE_AZURITE is set."""
     binary = azurite_binary()
     if binary is None:
-        message = "azurite not found (needs node; `make tools` installs azurite into .tools/)"
-        if os.environ.get("REQUIRE_AZURITE"):
-            pytest.fail(f"{message}; REQUIRE_AZURITE is set, so this is an error", pytrace=False)
-        pytest.skip(message)
+        missing("azurite not found (needs node; `make tools` installs azurite into .tools/)", required_by="REQUIRE_AZURITE")
     return binary
 
 

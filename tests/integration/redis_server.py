@@ -32,6 +32,8 @@ from typing import Iterator
 
 import pytest
 
+from tests.integration.required import missing
+
 __all__ = ["RedisServer", "redis_server", "redis_server_binary", "redis_server_session", "require_redis_server"]
 
 
@@ -47,10 +49,7 @@ def require_redis_server() -> str:
     """The binary's path; pytest.skip when missing locally, pytest.fail when missing under CI."""
     binary = redis_server_binary()
     if binary is None:
-        message = "redis-server binary not found (apt-get install redis-server)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI is set, so this is an error", pytrace=False)
-        pytest.skip(message)
+        missing("redis-server binary not found (apt-get install redis-server)", required_by="CI")
     return binary
 
 
