@@ -232,7 +232,7 @@ def test_chat_messages_migration_moves_embedded_messages_of_an_older_deployment(
     plan = run_migrations(db, settings, dry_run=True)["results"]["0003_chat_messages"]
     assert plan["chats_to_move"] == 3 and "chat_messages" in plan["schema"]["create_collections"]
     summary = run_migrations(db, settings)
-    assert summary["applied"] == ["0003_chat_messages"]
+    assert summary["applied"] == ["0003_chat_messages", "0004_job_collections"]
     assert summary["results"]["0003_chat_messages"] | {"schema": None} == {"schema": None, "chats": 3,
                                                                           "messages_moved": 3}
     assert "chat_messages_chat_seq" in db["chat_messages"].index_information()
