@@ -14,36 +14,40 @@ from devhost.queues import QueueHost, queue_functions
 from shared.logging import JsonFormatter, bound_request_id
 from shared.queues import MARKET_REFRESH, host_queue_options, poison_queue
 from shared.queues.envelope import encode_text
-
-import pytest
-
 from tests.api.test_pipeline import assert_problem
 
+LOOPBACK = ("127.0.0.1", 50000)
 
-@pytest.fixture
-def local_host(core):
-    """The local host's queue side over the core's (in-process) queues, with the functions function_app registers
-    and host.json's options, retrying at once so each poll is one attempt."""
-    from function_app import app
 
-    options = host_queue_options()
-    host = QueueHost(core.services.queue_backend, queue_functions(app),
-                     type(options)(**{**vars(options), "visibility_timeout_s": 0}))
-    by_queue = {qf.queue: qf for qf in host.functions}
+class LocalQueueHost:
+    """The local host's queue side over a core's queues, with the functions function_app registers and
+    host.json's options, retrying at once so each poll is one attempt."""
 
-    def drain(queue: str) -> int:
+    def __init__(self, core: Any) -> None:
+        from function_app import app
+
+        options = host_queue_options()
+        self.host = QueueHost(core.services.queue_backend, queue_functions(app),
+                              type(options)(**{**vars(options), "visibility_timeout_s": 0}))
+        self._by_queue = {qf.queue: qf for qf in self.host.functions}
+        asyncio.run(self.host.create_queues())
+
+    def drain(self, queue: str) -> int:
         """Poll `queue` until it is empty; how many polls found messages."""
+
         async def run() -> int:
             polls = 0
-            while await host.poll_once(by_queue[queue]):
+            while await self.host.poll_once(self._by_queue[queue]):
                 polls += 1
             return polls
 
         return asyncio.run(run())
 
-    host.drain = drain  # type: ignore[attr-defined]
-    asyncio.run(host.create_queues())
-    drain(MARKET_REFRESH)  # nothing left over from other tests
+
+@pytest.fixture
+def local_host(core) -> LocalQueueHost:
+    host = LocalQueueHost(core)
+    host.drain(MARKET_REFRESH)  # nothing left over from other tests
     return host
 
 
@@ -73,14 +77,20 @@ def log_lines():
     root.setLevel(level)
 
 
-def test_market_refresh_timer_queues_batches_that_the_queue_function_refreshes(client, core, make_user, local_host,
-                                                                                log_lines):
-    user, _ = make_user()
-    core.repos.get_watchlist_repository().insert_one(user["id"], {"name": "refresh-test", "symbols": ["AMD", "INTC"]})
+def test_market_refresh_timer_queues_batches_that_the_queue_function_refreshes(serve, log_lines, monkeypatch):
+    for name in ("AzureWebJobsStorage", "AzureWebJobsStorage__accountName", "AzureWebJobsStorage__queueServiceUri"):
+        monkeypatch.delenv(name, raising=False)  # in-process queues, whatever the shell has
+    client = serve(peer=LOOPBACK, app={"env": "local"})  # the admin route runs timers locally only
+    from shared.runtime import get_core
+
+    core = get_core()
+    owner = core.repos.get_user_repository().insert_one({"email": "refresh@example.com", "roles": ["user"]})
+    core.repos.get_watchlist_repository().insert_one(owner["id"], {"name": "refresh-test", "symbols": ["AMD", "INTC"]})
+
     r = client.post("/admin/functions/market_refresh", headers={"X-Request-ID": "refresh-run-1"})
     assert r.status_code == 202 and r.headers["x-request-id"] == "refresh-run-1"
     assert core.services.queue_backend.count(MARKET_REFRESH) >= 1
-    assert local_host.drain(MARKET_REFRESH) >= 1
+    assert LocalQueueHost(core).drain(MARKET_REFRESH) >= 1
 
     done = [line for line in log_lines.of("shared.services.jobs") if line.get("outcome") == "done"]
     assert done and {line["request_id"] for line in done} == {"refresh-run-1"}  # the HTTP call's id, in the job's log
@@ -118,9 +128,6 @@ def test_a_batch_that_keeps_failing_lands_in_the_poison_queue_and_is_listed(clie
 
     _, user_headers = make_user()
     assert client.get("/api/v1/admin/queues/poison", headers=user_headers).status_code == 403
-
-
-LOOPBACK = ("127.0.0.1", 50000)
 
 
 def test_timers_run_via_admin_functions_route_locally_from_loopback(serve):
