@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from shared.errors import ValidationFailed
 from shared.market.models import Interval, Period
 from shared.market.periods import INTRADAY, INTRADAY_MAX_DAYS, date_range
-from shared.market.symbols import check_symbol
+from shared.market.symbols import SYMBOL_PATTERN, check_symbol
 
 MAX_BATCH = 50
 
@@ -35,7 +35,16 @@ def _optional_date(value: Any) -> Any:
     return value
 
 
-Symbol = Annotated[str, BeforeValidator(check_symbol)]
+# The argument types, shared with the agent's tools (whose JSON schemas are generated from them).
+Symbol = Annotated[
+    str, BeforeValidator(check_symbol),
+    WithJsonSchema({"type": "string", "pattern": SYMBOL_PATTERN, "description": "Ticker symbol, e.g. AAPL"}),
+]
+PeriodArg = Annotated[Period, BeforeValidator(_lower), Field(description="Look-back period")]
+IntervalArg = Annotated[Interval, BeforeValidator(_lower), Field(description="Bar interval; intraday ones reach back "
+    + ", ".join(f"{interval}: {days} days" for interval, days in INTRADAY_MAX_DAYS.items()))]
+SearchQuery = Annotated[str, BeforeValidator(_query), Field(min_length=1, max_length=64,
+                                                            description="Company name or ticker")]
 
 
 class MarketArgs(BaseModel):
@@ -78,15 +87,15 @@ class QuotesArgs(MarketArgs):
 
 
 class SearchArgs(MarketArgs):
-    q: Annotated[str, BeforeValidator(_query)] = Field(min_length=1, max_length=64)
+    q: SearchQuery
     limit: int = Field(10, ge=1, le=50)
 
 
 class HistoryArgs(SymbolArgs):
     """Pass ``context={"today": date}``: start may not be in the future and intraday look-back is limited."""
 
-    period: Annotated[Period, BeforeValidator(_lower)] = "1mo"
-    interval: Annotated[Interval, BeforeValidator(_lower)] = "1d"
+    period: PeriodArg = "1mo"
+    interval: IntervalArg = "1d"
     start: Annotated[date | None, BeforeValidator(_optional_date)] = None
     end: Annotated[date | None, BeforeValidator(_optional_date)] = None
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Annotated, Sequence
+
+from pydantic import Field, StringConstraints
 
 from shared.errors import ValidationFailed
 
@@ -148,39 +150,35 @@ class IndicatorSpec:
         return 0
 
 
-_SINGLE = re.compile(r"^(sma|ema|rsi|atr)_(\d{1,3})$")
-_BBANDS = re.compile(r"^bbands_(\d{1,3})(?:_(\d+(?:\.\d+)?))?$")
-_MACD = re.compile(r"^macd(?:_(\d{1,3})_(\d{1,3})_(\d{1,3}))?$")
-SUPPORTED_HELP = "sma_N, ema_N, rsi_N, atr_N, bbands_N[_K], macd[_FAST_SLOW_SIGNAL] with 2 <= N <= 250"
+# The one grammar of indicator names: the HTTP query, the agent's tools and the parser all use it, so what the
+# OpenAPI document and the tools' JSON schemas say is exactly what is accepted. Windows 2..250, band width (0, 10].
+_WINDOW = r"(?:[2-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|250)"
+_WIDTH = r"(?:[1-9](?:\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*|10(?:\.0+)?)"
+INDICATOR_NAME = rf"(?:(?:sma|ema|rsi|atr)_{_WINDOW}|bbands_{_WINDOW}(?:_{_WIDTH})?|macd)"
+SUPPORTED_HELP = f"sma_N, ema_N, rsi_N, atr_N, bbands_N[_K] ({MIN_WINDOW} <= N <= {MAX_WINDOW}, 0 < K <= 10), macd"
+IndicatorName = Annotated[
+    str, StringConstraints(pattern=rf"^{INDICATOR_NAME}$"), Field(description=f"One of {SUPPORTED_HELP}")
+]
+_NAME_RE = re.compile(rf"^{INDICATOR_NAME}$")
+MACD_PERIODS = (12, 26, 9)
+
+
+def indicator_list_pattern(max_names: int) -> str:
+    """A comma-separated list of 1..max_names indicator names (the HTTP query's `names`)."""
+    return rf"^{INDICATOR_NAME}(?:,{INDICATOR_NAME}){{0,{max_names - 1}}}$"
 
 
 def parse_indicator(raw: str) -> IndicatorSpec:
-    """Parse one indicator name; raise ValueError with a human reason if it is not supported."""
+    """Parse one indicator name (case-insensitive); ValueError with a human reason if it is not an IndicatorName."""
     name = (raw or "").strip().lower()
-    if m := _SINGLE.match(name):
-        n = int(m.group(2))
-        _check_window(n, name)
-        return IndicatorSpec(name, m.group(1), (n,))
-    if m := _BBANDS.match(name):
-        n = int(m.group(1))
-        _check_window(n, name)
-        k = float(m.group(2)) if m.group(2) else 2.0
-        if not 0 < k <= 10:
-            raise ValueError(f"'{name}': band width must be in (0, 10]")
-        return IndicatorSpec(name, "bbands", (n, k))
-    if m := _MACD.match(name):
-        fast, slow, sig = (int(g) for g in m.groups()) if m.group(1) else (12, 26, 9)
-        for w in (fast, slow, sig):
-            _check_window(w, name)
-        if fast >= slow:
-            raise ValueError(f"'{name}': fast period must be shorter than slow period")
-        return IndicatorSpec(name, "macd", (fast, slow, sig))
-    raise ValueError(f"'{raw}' is not a supported indicator ({SUPPORTED_HELP})")
-
-
-def _check_window(n: int, name: str) -> None:
-    if not MIN_WINDOW <= n <= MAX_WINDOW:
-        raise ValueError(f"'{name}': window must be between {MIN_WINDOW} and {MAX_WINDOW}")
+    if not _NAME_RE.fullmatch(name):
+        raise ValueError(f"'{raw}' is not a supported indicator ({SUPPORTED_HELP})")
+    kind, *params = name.split("_")
+    if kind == "macd":
+        return IndicatorSpec(name, kind, MACD_PERIODS)
+    if kind == "bbands":
+        return IndicatorSpec(name, kind, (int(params[0]), float(params[1]) if len(params) > 1 else 2.0))
+    return IndicatorSpec(name, kind, (int(params[0]),))
 
 
 def parse_indicators(names: Sequence[str]) -> list[IndicatorSpec]:
