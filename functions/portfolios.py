@@ -5,9 +5,10 @@ import azure.functions as func
 from shared.http import RequestContext, route
 from shared.http.schemas import PageQuery
 from shared.schemas.portfolios import (
-    PortfolioCreate, PortfolioPage, PortfolioPublic, PortfolioUpdate, PortfolioValuation, PositionCreate,
-    PositionPage, PositionPublic, PositionUpdate,
+    PortfolioCreate, PortfolioPage, PortfolioPublic, PortfolioUpdate, PositionCreate, PositionPage, PositionPublic,
+    PositionUpdate,
 )
+from shared.schemas.valuations import PortfolioValuation
 
 bp = func.Blueprint()
 TAGS = ("portfolios",)

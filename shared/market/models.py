@@ -137,3 +137,9 @@ class QuoteError(BaseModel):
         slug = str(err.type)
         return cls(symbol=symbol, status=err.status, type=slug if slug.startswith("/") else f"/problems/{slug}",
                    title=err.title, detail=err.detail)
+
+
+class QuoteBatch(BaseModel):
+    """Quotes for several symbols in request order; a symbol that failed reports its problem in place."""
+
+    items: list[Quote | QuoteError]

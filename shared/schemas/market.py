@@ -7,13 +7,11 @@ from datetime import date
 from pydantic import BaseModel, Field
 
 from shared.http.schemas import QueryModel
+from shared.market.indicators import SUPPORTED_HELP, IndicatorName, indicator_list_pattern
 from shared.schemas.symbols import SymbolPath  # one definition of a symbol path parameter
-from shared.market.models import Fundamentals, History, IndicatorSeries, Interval, News, Period, Quote, QuoteError
+from shared.market.models import Fundamentals, History, IndicatorSeries, Interval, News, Period, Quote, QuoteBatch
 
-_WINDOW = r"([2-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|250)"  # 2..250
-_WIDTH = r"([1-9](\.[0-9]+)?|0\.[0-9]*[1-9][0-9]*|10(\.0+)?)"  # (0, 10]
-# The exact grammar shared.market.indicators accepts (custom MACD periods are not offered over HTTP).
-_INDICATOR = rf"((sma|ema|rsi|atr)_{_WINDOW}|bbands_{_WINDOW}(_{_WIDTH})?|macd)"
+MAX_INDICATORS = 10
 
 
 class HistoryQuery(QueryModel):
@@ -31,12 +29,12 @@ class IndicatorsQuery(QueryModel):
     names: str = Field(
         "sma_20,rsi_14",
         max_length=200,
-        pattern=rf"^{_INDICATOR}(,{_INDICATOR}){{0,9}}$",
-        description="Comma-separated, at most 10: sma_N, ema_N, rsi_N, atr_N, bbands_N[_K] (2 <= N <= 250, 0 < K <= 10), macd",
+        pattern=indicator_list_pattern(MAX_INDICATORS),
+        description=f"Comma-separated, at most {MAX_INDICATORS}: {SUPPORTED_HELP}",
     )
 
     @property
-    def name_list(self) -> list[str]:
+    def name_list(self) -> list[IndicatorName]:
         return [n for n in self.names.split(",") if n]
 
 
@@ -55,10 +53,6 @@ class QuotesQuery(QueryModel):
 class IndicatorsResponse(BaseModel):
     symbol: str
     indicators: list[IndicatorSeries]
-
-
-class QuoteBatch(BaseModel):
-    items: list[Quote | QuoteError]
 
 
 __all__ = [

@@ -1,14 +1,10 @@
-"""Portfolio, position and valuation models."""
+"""Portfolio and position models (valuations: shared.schemas.valuations)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
-
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.http.schemas import Page, StrictModel
-from shared.market.models import Provenance, QuoteError
 from shared.schemas.common import Currency, Description, Name, PatchModel, Price, Quantity, ResourcePublic, Symbol
 
 
@@ -34,6 +30,7 @@ class PortfolioPublic(ResourcePublic):
 
 PortfolioPage = Page[PortfolioPublic]
 
+
 class PositionCreate(StrictModel):
     symbol: Symbol
     quantity: Quantity = Field(description="Number of units held (at least 1e-9)")
@@ -58,38 +55,3 @@ class PositionPublic(ResourcePublic):
 
 
 PositionPage = Page[PositionPublic]
-
-
-class PositionValuation(BaseModel):
-    position_id: str
-    symbol: str
-    quantity: float
-    cost_basis: float | None = None
-    currency: str
-    price: float | None = None
-    quote_currency: str | None = None
-    market_value: float | None = None
-    cost_value: float | None = None
-    unrealized_pl: float | None = None
-    day_change: float | None = None
-    included_in_totals: bool = False
-    note: str | None = None
-    provenance: Provenance | None = None
-    error: QuoteError | None = None
-
-
-class PortfolioValuation(BaseModel):
-    """Totals cover only positions priced in the portfolio currency; failed quotes are listed, never defaulted."""
-
-    portfolio_id: str
-    name: str
-    currency: str
-    status: Literal["complete", "partial", "unavailable", "empty"]
-    as_of: datetime
-    market_value: float | None = None
-    cost_value: float | None = None
-    unrealized_pl: float | None = None
-    day_change: float | None = None
-    priced_positions: int = 0
-    failed_positions: int = 0
-    positions: list[PositionValuation] = Field(default_factory=list)

@@ -8,9 +8,10 @@ from shared.data.repository import check_version
 from shared.errors import NotFound, ValidationFailed
 from shared.market.models import Quote, QuoteError
 from shared.schemas.portfolios import (
-    PortfolioCreate, PortfolioPage, PortfolioPublic, PortfolioUpdate, PortfolioValuation, PositionCreate,
-    PositionPage, PositionPublic, PositionUpdate, PositionValuation,
+    PortfolioCreate, PortfolioPage, PortfolioPublic, PortfolioUpdate, PositionCreate, PositionPage, PositionPublic,
+    PositionUpdate,
 )
+from shared.schemas.valuations import PortfolioValuation, PositionValuation
 from shared.services._owned import iterate_all, patch
 from shared.services.base import BaseService
 from shared.services.market_access import fetch_quotes

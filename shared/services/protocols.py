@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:
     from shared.market.models import Quote, QuoteError, SymbolMatch
-    from shared.schemas.portfolios import PortfolioPage, PortfolioValuation
+    from shared.schemas.portfolios import PortfolioPage
+    from shared.schemas.valuations import PortfolioValuation
     from shared.schemas.symbols import SymbolPublic
     from shared.schemas.watchlists import WatchlistPage
     from shared.schemas.workspaces import WorkspacePage, WorkspacePublic
