@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from shared.ai.models.base import ModelEvent, ModelResult
-    from shared.market.models import Fundamentals, History, IndicatorSeries, News, Quote, SymbolMatch
+    from shared.ai.tools.personal import NoteItem, WatchlistItem
+    from shared.market.models import Fundamentals, History, IndicatorSeries, News, Quote, QuoteError, SymbolMatch
+    from shared.schemas.valuations import PortfolioValuation
 
 
 @runtime_checkable
@@ -15,6 +17,8 @@ class MarketData(Protocol):
     """Market data with provenance (shared.market DataManager implements it)."""
 
     def get_quote(self, symbol: str) -> "Quote": ...
+
+    def get_quotes(self, symbols: list[str]) -> "list[Quote | QuoteError]": ...
 
     def get_history(self, symbol: str, period: str = "1mo", interval: str = "1d") -> "History": ...
 
@@ -31,11 +35,11 @@ class MarketData(Protocol):
 class UserData(Protocol):
     """Owner-scoped personal data; every method takes the caller's user_id."""
 
-    def list_watchlists(self, user_id: str) -> list[dict]: ...
+    def list_watchlists(self, user_id: str) -> "list[WatchlistItem]": ...
 
-    def portfolio_summary(self, user_id: str) -> list[dict]: ...
+    def portfolio_summary(self, user_id: str) -> "list[PortfolioValuation]": ...
 
-    def list_notes(self, user_id: str, symbol: str | None = None) -> list[dict]: ...
+    def list_notes(self, user_id: str, symbol: str | None = None) -> "list[NoteItem]": ...
 
 
 @runtime_checkable

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from shared import errors
+from shared.ai.tools.personal import NoteItem, WatchlistItem
+from shared.schemas.valuations import PortfolioValuation
 
 #: Messages a turn stores: the question and the answer.
 TURN_MESSAGES = 2
@@ -105,17 +107,17 @@ class AgentUserData:
     def __init__(self, services: Any) -> None:
         self._services = services
 
-    def list_watchlists(self, user_id: str) -> list[dict]:
+    def list_watchlists(self, user_id: str) -> list[WatchlistItem]:
         page = self._services.watchlists.list_watchlists(user_id, limit=self.MAX_ITEMS)
-        return [w.model_dump(mode="json", include={"id", "name", "symbols"}) for w in page.items]
+        return [WatchlistItem.model_validate(w) for w in page.items]
 
-    def portfolio_summary(self, user_id: str) -> list[dict]:
+    def portfolio_summary(self, user_id: str) -> list[PortfolioValuation]:
         valuations, _ = self._services.portfolios.value_portfolios(user_id, limit=10)
-        return [v.model_dump(mode="json") for v in valuations]
+        return valuations
 
-    def list_notes(self, user_id: str, symbol: str | None = None) -> list[dict]:
+    def list_notes(self, user_id: str, symbol: str | None = None) -> list[NoteItem]:
         page = self._services.notes.list_notes(user_id, symbol=symbol, limit=20)
-        return [n.model_dump(mode="json") for n in page.items]
+        return [NoteItem.model_validate(n) for n in page.items]
 
 
 def build_chat_service(services: Any) -> Any:

@@ -1,6 +1,6 @@
 """OfflineModel: answers without an LLM. It plans tool calls from the question (intent + symbol detection)
-and writes the answer from the tool results with templates, quoting numbers exactly as they appear there,
-so its answers have zero ungrounded numbers. Every answer says it comes from the offline model."""
+and writes the answer from each tool's text form (Tool.text), which quotes numbers exactly as they appear in
+the result, so its answers have zero ungrounded numbers. Every answer says it comes from the offline model."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import re
 from typing import Any, Iterator
 
 from shared.ai.models.base import BaseModelClient, ModelEvent, ToolCall, Usage, estimate_tokens
-from shared.ai.tools import parse_tool_message
+from shared.ai.tools import TOOLS, parse_tool_message
 
 OFFLINE_NOTICE = "Offline model (no LLM): this answer is assembled from tool results only."
 
@@ -79,7 +79,7 @@ def _indicator_names(q: str) -> list[str]:
     if not any(n.startswith("ema") for n in names) and re.search(r"\bema\b", s):
         names.append("ema_12")
     if "macd" in s:
-        names.append("macd_12_26_9")
+        names.append("macd")
     if not names:
         names = ["rsi_14", "sma_20"]
     return list(dict.fromkeys(names))[:5]
@@ -112,36 +112,6 @@ def _name_candidates(q: str) -> list[str]:
     if _intents(q) - {"watchlist", "portfolio", "notes"}:
         return list(dict.fromkeys(other))[:2]
     return []
-
-
-def _fmt(v: Any) -> str:
-    """A number exactly as in the tool result (big integral floats get thousands separators)."""
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, int):
-        return f"{v:,}" if abs(v) >= 10_000 else str(v)
-    if isinstance(v, float):
-        if v.is_integer() and abs(v) >= 10_000:
-            return f"{int(v):,}"
-        return repr(v)
-    return str(v)
-
-
-def _pct_of_fraction(v: Any) -> str:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return f"{_fmt(v)} ({v * 100:.2f}%)"
-    return str(v)
-
-
-def _prov_line(p: dict | None) -> str:
-    if not isinstance(p, dict) or not p:
-        return ""
-    bits = [f"source: {p.get('source', 'unknown')}"]
-    if p.get("as_of"):
-        bits.append(f"as of {p['as_of']}")
-    if p.get("stale"):
-        bits.append("STALE data")
-    return " (" + ", ".join(bits) + ")"
 
 
 class OfflineModel(BaseModelClient):
@@ -264,122 +234,6 @@ class OfflineModel(BaseModelClient):
                 target = f" for {args['symbol']}" if args.get("symbol") else ""
                 lines.append(f"- Could not run {what}{target}: {err.get('title')}. {err.get('detail') or ''}".rstrip())
                 continue
-            writer = getattr(self, f"_w_{name}", None)
-            lines.extend(writer(payload) if writer else [f"- {name}: data received."])
+            tool = TOOLS.get(name)
+            lines.extend(tool.text(payload) if tool else [f"- {name}: data received."])
         return "\n".join(lines).rstrip() + "\n"
-
-    def _w_get_quote(self, d: dict) -> list[str]:
-        s = f"- {d.get('symbol')} last price {_fmt(d.get('price'))} {d.get('currency') or ''}".rstrip()
-        if d.get("change") is not None:
-            s += f", change {_fmt(d['change'])}"
-            if d.get("change_percent") is not None:
-                s += f" ({_fmt(d['change_percent'])}%)"
-        if d.get("previous_close") is not None:
-            s += f", previous close {_fmt(d['previous_close'])}"
-        if d.get("day_low") is not None and d.get("day_high") is not None:
-            s += f", day range {_fmt(d['day_low'])} to {_fmt(d['day_high'])}"
-        if d.get("volume") is not None:
-            s += f", volume {_fmt(d['volume'])}"
-        if d.get("market_cap") is not None:
-            s += f", market cap {_fmt(d['market_cap'])}"
-        return [s + _prov_line(d.get("provenance")) + "."]
-
-    def _w_get_history_summary(self, d: dict) -> list[str]:
-        if not d.get("bars"):
-            return [f"- {d.get('symbol')}: no price history returned for {d.get('period')}{_prov_line(d.get('provenance'))}."]
-        s = (
-            f"- {d['symbol']} over {d.get('period')} ({d['bars']} bars, {d.get('first_date')} to {d.get('last_date')}): "
-            f"close moved from {_fmt(d.get('first_close'))} to {_fmt(d.get('last_close'))}"
-        )
-        if d.get("change_percent") is not None:
-            s += f" ({_fmt(d['change_percent'])}%)"
-        s += f"; high {_fmt(d.get('high'))}, low {_fmt(d.get('low'))}"
-        return [s + _prov_line(d.get("provenance")) + "."]
-
-    def _w_get_fundamentals(self, d: dict) -> list[str]:
-        head = f"- {d.get('symbol')}"
-        if d.get("name"):
-            head += f" ({d['name']})"
-        if d.get("sector"):
-            head += f", sector {d['sector']}"
-        parts = []
-        for key, label in [("market_cap", "market cap"), ("pe_ratio", "P/E"), ("forward_pe", "forward P/E"), ("eps", "EPS"),
-                           ("revenue", "revenue"), ("beta", "beta"), ("dividend_yield", "dividend yield")]:
-            if d.get(key) is not None:
-                parts.append(f"{label} {_fmt(d[key])}")
-        for key, label in [("profit_margin", "profit margin"), ("operating_margin", "operating margin")]:
-            if d.get(key) is not None:
-                parts.append(f"{label} {_pct_of_fraction(d[key])}")
-        if d.get("week52_low") is not None and d.get("week52_high") is not None:
-            parts.append(f"52-week range {_fmt(d['week52_low'])} to {_fmt(d['week52_high'])}")
-        body = ": " + "; ".join(parts) if parts else ": no fundamentals fields were returned"
-        return [head + body + _prov_line(d.get("provenance")) + "."]
-
-    def _w_get_news(self, d: dict) -> list[str]:
-        items = d.get("items") or []
-        if not items:
-            return [f"- No recent news returned for {d.get('symbol')}{_prov_line(d.get('provenance'))}."]
-        out = [f"- Latest news for {d.get('symbol')}{_prov_line(d.get('provenance'))}:"]
-        for it in items:
-            meta = ", ".join(x for x in [it.get("publisher"), it.get("published_at")] if x)
-            out.append(f"  - {it.get('title')}" + (f" ({meta})" if meta else ""))
-        return out
-
-    def _w_get_indicators(self, d: dict) -> list[str]:
-        out = []
-        for ind in d.get("indicators") or []:
-            latest = ind.get("latest") or {}
-            if latest.get("value") is not None:
-                val = _fmt(latest["value"])
-            elif latest.get("values"):
-                val = ", ".join(f"{k} {_fmt(v)}" for k, v in latest["values"].items() if v is not None)
-            else:
-                val = "no value"
-            out.append(f"- {d.get('symbol')} {ind.get('name')}: latest {val} (at {latest.get('ts')})" + _prov_line(ind.get("provenance")) + ".")
-        return out or [f"- No indicators returned for {d.get('symbol')}."]
-
-    def _w_search_symbols(self, d: dict) -> list[str]:
-        matches = d.get("matches") or []
-        if not matches:
-            return [f"- No symbol matched {d.get('query')!r}."]
-        return [f"- Matches for {d.get('query')!r}: " + ", ".join(f"{m.get('symbol')} ({m.get('name')})" for m in matches) + "."]
-
-    @staticmethod
-    def _scalars(item: dict) -> str:
-        parts = []
-        for k, v in item.items():
-            if k in {"id", "_id", "name", "symbol", "provenance", "positions", "quote", "user_id", "owner_id"}:
-                continue
-            if isinstance(v, (int, float, str)) and not isinstance(v, bool) and v != "":
-                parts.append(f"{k.replace('_', ' ')} {_fmt(v)}")
-        return ", ".join(parts)
-
-    def _w_my_watchlists(self, d: dict) -> list[str]:
-        wls = d.get("watchlists") or []
-        if not wls:
-            return ["- You have no watchlists."]
-        return [f"- Watchlist {w.get('name')}: " + (", ".join(str(s) for s in w.get("symbols") or []) or "empty") for w in wls]
-
-    def _w_my_portfolio(self, d: dict) -> list[str]:
-        ports = d.get("portfolios") or []
-        if not ports:
-            return ["- You have no portfolios."]
-        out = []
-        for p in ports:
-            extra = self._scalars(p)
-            out.append(f"- Portfolio {p.get('name')}" + (f": {extra}" if extra else ""))
-            for pos in p.get("positions") or []:
-                extra = self._scalars(pos)
-                out.append(f"  - {pos.get('symbol')}" + (f": {extra}" if extra else "") + _prov_line(pos.get("provenance") or (pos.get("quote") or {}).get("provenance")))
-        return out
-
-    def _w_my_notes(self, d: dict) -> list[str]:
-        notes = d.get("notes") or []
-        if not notes:
-            return ["- You have no matching notes."]
-        out = []
-        for n in notes:
-            text = n.get("title") or n.get("content") or n.get("body") or ""
-            sym = f"[{n['symbol']}] " if n.get("symbol") else ""
-            out.append(f"- Note {sym}{text}")
-        return out

@@ -9,9 +9,11 @@ from typing import Any, Iterator
 from shared.ai.models.base import BaseModelClient, ModelEvent, ToolCall, Usage
 from shared.config.models import Settings
 from shared.errors import NotFound, RateLimited
+from shared.ai.tools.personal import NoteItem, WatchlistItem
 from shared.market.models import (
-    Bar, Fundamentals, History, IndicatorPoint, IndicatorSeries, News, NewsItem, Provenance, Quote, SymbolMatch,
+    Bar, Fundamentals, History, IndicatorPoint, IndicatorSeries, News, NewsItem, Provenance, Quote, QuoteError, SymbolMatch,
 )
+from shared.schemas.valuations import PortfolioValuation, PositionValuation
 
 AS_OF = datetime(2026, 11, 26, 14, 30, tzinfo=timezone.utc)
 
@@ -64,6 +66,16 @@ class FakeMarket:
         self._known(symbol)
         return Quote(symbol=symbol, provenance=prov(), **QUOTES[symbol])
 
+    def get_quotes(self, symbols: list[str]) -> list[Quote | QuoteError]:
+        self._enter("get_quotes", tuple(symbols))
+        out: list[Quote | QuoteError] = []
+        for s in dict.fromkeys(symbols):
+            try:
+                out.append(self.get_quote(s))
+            except NotFound as exc:
+                out.append(QuoteError.of(s, exc))
+        return out
+
     def get_history(self, symbol: str, period: str = "1mo", interval: str = "1d") -> History:
         self._enter("get_history", symbol, period, interval)
         self._known(symbol)
@@ -103,33 +115,41 @@ class FakeMarket:
         return out[:limit]
 
 
+def valuation(portfolio_id: str, name: str, positions: list[PositionValuation]) -> PortfolioValuation:
+    value = sum(p.market_value or 0.0 for p in positions)
+    return PortfolioValuation(portfolio_id=portfolio_id, name=name, currency="USD", status="complete" if positions else "empty",
+                              as_of=AS_OF, market_value=value, priced_positions=len(positions), positions=positions)
+
+
 class FakeUserData:
     """Owner-keyed personal data; records the user_id of every call."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
         self.watchlists = {
-            "alice": [{"id": "w1", "name": "Tech", "symbols": ["AAPL", "MSFT"]}],
-            "bob": [{"id": "w2", "name": "BobSecret", "symbols": ["GME"]}],
+            "alice": [WatchlistItem(id="w1", name="Tech", symbols=["AAPL", "MSFT"])],
+            "bob": [WatchlistItem(id="w2", name="BobSecret", symbols=["GME"])],
         }
         self.portfolios = {
-            "alice": [{"id": "p1", "name": "Main", "total_value": 18984.0, "positions": [
-                {"symbol": "AAPL", "quantity": 100, "market_value": 18984.0, "provenance": prov().model_dump(mode="json")}]}],
-            "bob": [{"id": "p2", "name": "BobFund", "total_value": 777.0, "positions": []}],
+            "alice": [valuation("p1", "Main", [PositionValuation(
+                position_id="x", symbol="AAPL", quantity=100, currency="USD", price=189.84, quote_currency="USD",
+                market_value=18984.0, included_in_totals=True, provenance=prov())])],
+            "bob": [valuation("p2", "BobFund", [])],
         }
-        self.notes = {"alice": [{"id": "x1", "symbol": "AAPL", "title": "Wait for earnings"}], "bob": [{"id": "x2", "title": "bob private"}]}
+        self.notes = {"alice": [NoteItem(id="x1", symbol="AAPL", title="Wait for earnings", updated_at=AS_OF)],
+                      "bob": [NoteItem(id="x2", title="bob private", updated_at=AS_OF)]}
 
-    def list_watchlists(self, user_id: str) -> list[dict]:
+    def list_watchlists(self, user_id: str) -> list[WatchlistItem]:
         self.calls.append(("list_watchlists", user_id))
         return self.watchlists.get(user_id, [])
 
-    def portfolio_summary(self, user_id: str) -> list[dict]:
+    def portfolio_summary(self, user_id: str) -> list[PortfolioValuation]:
         self.calls.append(("portfolio_summary", user_id))
         return self.portfolios.get(user_id, [])
 
-    def list_notes(self, user_id: str, symbol: str | None = None) -> list[dict]:
+    def list_notes(self, user_id: str, symbol: str | None = None) -> list[NoteItem]:
         self.calls.append(("list_notes", user_id))
-        return [n for n in self.notes.get(user_id, []) if symbol is None or n.get("symbol") == symbol]
+        return [n for n in self.notes.get(user_id, []) if symbol is None or n.symbol == symbol]
 
 
 class MemoryChatStore:

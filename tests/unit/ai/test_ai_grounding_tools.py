@@ -71,14 +71,79 @@ def test_real_figures_multiples_and_names_still_grounded():
     ("get_quote", {"symbol": "^GSPC"}, True),
     ("get_quote", {"symbol": "AAPL; DROP"}, False),
     ("my_notes", {"symbol": "x" * 16}, False),
+    ("search_symbols", {"query": "a" * 65}, False),                         # the market layer's 64
 ])
 def test_tool_arguments_follow_the_market_rules(tool, args, ok):
-    from shared.ai.tools import TOOL_SPECS
+    from shared.ai.tools import TOOLS
     from pydantic import ValidationError
 
-    model = TOOL_SPECS[tool][2]
+    model = TOOLS.get(tool).args
     if ok:
         model.model_validate(args)
     else:
         with pytest.raises(ValidationError):
             model.model_validate(args)
+
+
+# -- one definition: a tool's JSON schema says exactly what its argument model accepts ------------------------
+
+SCHEMA_SAMPLES = [
+    ("get_history_summary", {"symbol": "AAPL", "period": "5d", "interval": "5m"}),  # hand-written schema refused 5m
+    ("get_history_summary", {"symbol": "AAPL", "interval": "2h"}),
+    ("get_history_summary", {"symbol": "AAPL", "period": "7y"}),
+    ("get_indicators", {"symbol": "AAPL", "names": ["bbands_20_2.5", "macd"]}),
+    ("get_indicators", {"symbol": "AAPL", "names": ["macd_12_26_9"]}),  # the HTTP grammar has no custom MACD
+    ("get_indicators", {"symbol": "AAPL", "names": ["sma_251"]}),
+    ("get_indicators", {"symbol": "AAPL", "names": []}),
+    ("search_symbols", {"query": "a" * 64}),
+    ("search_symbols", {"query": "a" * 65}),  # the market layer's limit, not a looser one of the tool's
+    ("get_news", {"symbol": "AAPL", "limit": 11}),
+    ("get_quotes", {"symbols": ["AAPL", "MSFT"]}),
+    ("get_quotes", {"symbols": []}),
+    ("get_quote", {"symbol": "AAPL", "user_id": "bob"}),
+    ("my_watchlists", {"user_id": "bob"}),
+    ("my_notes", {"symbol": "AAPL"}),
+]
+
+
+@pytest.mark.parametrize("tool, args", SCHEMA_SAMPLES)
+def test_tool_schema_and_argument_model_agree(tool, args):
+    import jsonschema
+    from pydantic import ValidationError
+
+    from shared.ai.tools import TOOLS
+
+    spec = TOOLS.get(tool)
+    schema_ok = jsonschema.Draft202012Validator(spec.input_schema).is_valid(args)
+    try:
+        spec.args.model_validate(args)
+        model_ok = True
+    except ValidationError:
+        model_ok = False
+    assert schema_ok == model_ok, (tool, args, schema_ok, model_ok)
+    assert spec.definition()["function"]["parameters"] == spec.input_schema
+
+
+@pytest.mark.parametrize("names, ok", [
+    ("sma_20,rsi_14,macd", True), ("bbands_20_2.5", True), ("macd_12_26_9", False), ("SMA_20", False),
+    ("sma_1", False), ("atr_250", True), ("bbands_20_10.5", False),
+])
+def test_http_and_tools_share_one_indicator_grammar(names, ok):
+    from pydantic import ValidationError
+
+    from shared.ai.tools import TOOLS
+    from shared.market.indicators import parse_indicators
+    from shared.schemas.market import IndicatorsQuery
+
+    def accepted(validate) -> bool:
+        try:
+            validate()
+            return True
+        except ValidationError:
+            return False
+
+    http = accepted(lambda: IndicatorsQuery.model_validate({"names": names}))
+    tool = accepted(lambda: TOOLS.get("get_indicators").args.model_validate({"symbol": "AAPL", "names": names.split(",")}))
+    assert http == tool == ok
+    if ok:
+        assert [s.name for s in parse_indicators(names.split(","))] == names.split(",")
