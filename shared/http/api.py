@@ -43,6 +43,8 @@ API_PREFIX = "/api"
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _REQUEST_ID_RE = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no spaces or control characters
 AuthMode = Literal["public", "optional", "user", "admin"]  # optional: anonymous allowed, credentials checked when sent
+# How a route answers an error: (error, request, request id) -> response. Default: an RFC 9457 problem.
+ErrorRenderer = Callable[[errors.ApiError, Request, str], Response]
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class RouteSpec:
     template: str  # Functions route template, without the "api/" prefix: "v1/workspaces/{workspace_id}"
     methods: tuple[str, ...]
     handler: Callable[..., Awaitable[Any]]
-    body: type[BaseModel] | None = None
+    body: type[BaseModel] | type[bytes] | None = None  # bytes: the raw body (size-limited), for a protocol of its own
     query: type[BaseModel] | None = None
     path: type[BaseModel] | None = None
     response: Any = None  # a model (or list/union annotation) for the success body; None for 204
@@ -71,6 +73,7 @@ class RouteSpec:
     include_in_schema: bool = True
     # Reads the target resource (anything with a `version`) when the request carries If-Match.
     current: Callable[["RequestContext"], Any] | None = None
+    render_error: ErrorRenderer | None = None  # a protocol with its own error shape (MCP: JSON-RPC errors)
 
     @property
     def public_path(self) -> str:
@@ -218,6 +221,8 @@ async def _parse_body(request: Request, spec: RouteSpec, core: "Core") -> Any:
     raw = await _read_body(request, http.max_body_bytes)
     if spec.body is None:
         return None
+    if spec.body is bytes:
+        return raw
     if not raw.strip():
         raise errors.ValidationFailed("A JSON request body is required", errors={"body": ["Field required"]})
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -353,7 +358,8 @@ def apply_cors(response: Response, request: Request, core: "Core") -> None:
     else:
         return
     response.headers["Access-Control-Expose-Headers"] = (
-        "X-Request-ID, ETag, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+        "X-Request-ID, ETag, Location, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "
+        "WWW-Authenticate, Mcp-Session-Id"
     )
 
 
@@ -405,6 +411,10 @@ def render(result: Any, spec: RouteSpec, ctx: RequestContext) -> Response:
     return response
 
 
+def _problem(err: errors.ApiError, request: Request, request_id: str) -> Response:
+    return problem_response(err, instance=request.url.path, request_id=request_id)
+
+
 # ---------------------------------------------------------------- the pipeline
 
 
@@ -412,6 +422,7 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
     from shared.runtime import get_core_async  # the core is built on the first request, not at import
 
     started = time.perf_counter()
+    render_error = spec.render_error or _problem
     request_id = request_id_from(request)
     rid_token = request_id_var.set(request_id)
     uid_token = user_id_var.set(None)
@@ -472,13 +483,11 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
             # Another limit refused (e.g. the daily token budget): its Retry-After stands alone, with no
             # per-minute RateLimit-* headers contradicting it.
             limit_result = None
-        response = problem_response(err, instance=request.url.path, request_id=request_id)
+        response = render_error(err, request, request_id)
     except Exception:
         log.exception("unhandled error in %s", route)
-        response = problem_response(
-            errors.ApiError("An unexpected error occurred; quote the request id when reporting it"),
-            instance=request.url.path,
-            request_id=request_id,
+        response = render_error(
+            errors.ApiError("An unexpected error occurred; quote the request id when reporting it"), request, request_id
         )
     if limit_result is not None:
         for key, value in rate_limit_headers(limit_result).items():
@@ -514,7 +523,7 @@ def route(
     *,
     methods: Iterable[str] = ("GET",),
     name: str | None = None,
-    body: type[BaseModel] | None = None,
+    body: type[BaseModel] | type[bytes] | None = None,
     query: type[BaseModel] | None = None,
     path: type[BaseModel] | None = None,
     response: Any = None,
@@ -529,12 +538,15 @@ def route(
     location: Callable[[Any], str] | None = None,
     include_in_schema: bool = True,
     current: Callable[[RequestContext], Any] | None = None,
+    render_error: ErrorRenderer | None = None,
 ) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
     """Register `handler(req, ctx)` as an Azure Functions HTTP function on `bp` behind the pipeline.
 
     A user's PUT/PATCH/DELETE must say how to read its target (`current`, run in a worker thread
     only when the request carries If-Match): the pipeline answers If-Match itself and hands the
-    handler `ctx.expected_version` to make the write conditional on.
+    handler `ctx.expected_version` to make the write conditional on. `body=bytes` hands the handler
+    the raw body (within the size limit) for a protocol that parses its own; `render_error` answers
+    every error of the route (401, 429, ... and the handler's) in that protocol's shape.
     """
     verbs = {m.upper() for m in methods}
     if auth != "public" and verbs & {"PUT", "PATCH", "DELETE"} and current is None:
@@ -565,6 +577,7 @@ def route(
             location=location,
             include_in_schema=include_in_schema,
             current=current,
+            render_error=render_error,
         )
         registry.add(spec)
         _register_function(bp, spec)
