@@ -77,6 +77,7 @@ OVERRIDES: tuple[EnvSetting, ...] = (
     EnvSetting("CHAT_MAX_STREAMS_PER_USER", "chat.max_streams_per_user", kind="int"),
     EnvSetting("CHAT_MAX_STREAMS_PER_INSTANCE", "chat.max_streams_per_instance", kind="int"),
     EnvSetting("CHAT_MAX_CONVERSATION_MESSAGES", "chat.max_conversation_messages", kind="int"),
+    EnvSetting("MCP_PUBLIC_URL", "mcp.public_url"),
     EnvSetting("MARKET_REFRESH_SCHEDULE", "timers.market_refresh_schedule"),
     EnvSetting("MIGRATION_SCHEDULE", "timers.migration_schedule"),
     EnvSetting("APPLICATIONINSIGHTS_CONNECTION_STRING", "telemetry.applicationinsights_connection_string", secret=True),

@@ -25,7 +25,8 @@ class CorsSettings(_Section):
     allow_credentials: bool = False
     allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
     allow_headers: list[str] = Field(
-        default_factory=lambda: ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "If-Match"]
+        default_factory=lambda: ["Authorization", "Content-Type", "X-API-Key", "X-Request-ID", "If-Match",
+                                 "MCP-Protocol-Version", "Mcp-Session-Id", "Last-Event-ID"]
     )
     max_age_s: int = 600
 
@@ -59,6 +60,11 @@ class AuthSettings(_Section):
     entra_jwks_lifespan_s: float = Field(default=3600.0, ge=60.0)
     # Bootstrap: a first-seen Entra/Easy Auth principal with one of these verified emails is created as admin.
     admin_emails: list[str] = Field(default_factory=list)
+
+    @property
+    def entra_configured(self) -> bool:
+        """Entra ID bearer tokens are accepted (a tenant and the audience our tokens carry are set)."""
+        return bool(self.entra_tenant_id and self.entra_audience)
 
 
 class MongoSettings(_Section):
@@ -122,7 +128,7 @@ class RateLimitSettings(_Section):
     default: str = "300/minute"
     groups: dict[str, str] = Field(
         default_factory=lambda: {"read": "300/minute", "write": "60/minute", "market": "120/minute", "chat": "20/minute",
-                                 "auth_failures": "30/minute"}
+                                 "mcp": "120/minute", "auth_failures": "30/minute"}
     )
 
 
@@ -298,6 +304,15 @@ class KeyVaultSettings(_Section):
         return f"https://{self.name}.vault.azure.net/" if self.name else None
 
 
+class McpSettings(_Section):
+    """The MCP endpoint (/api/mcp)."""
+
+    # The app's public origin as MCP clients reach it (e.g. https://api.example.com): the resource named in the
+    # protected resource metadata and in the 401 challenge. Default: the request's own origin (Host, and
+    # X-Forwarded-Host/-Proto behind the Azure front end).
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#\s]+$")
+
+
 class TelemetrySettings(_Section):
     applicationinsights_connection_string: SecretStr | None = None
 
@@ -316,6 +331,7 @@ class Settings(_Section):
     models: ModelSettings = ModelSettings()
     chat: ChatSettings = ChatSettings()
     timers: TimerSettings = TimerSettings()
+    mcp: McpSettings = McpSettings()
     keyvault: KeyVaultSettings = KeyVaultSettings()
     telemetry: TelemetrySettings = TelemetrySettings()
 

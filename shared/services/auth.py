@@ -253,7 +253,7 @@ class AuthService(BaseService):
 
     def _authenticate_jwt(self, token: str) -> Principal:
         auth = self._settings.auth
-        if not (auth.entra_tenant_id and auth.entra_audience):
+        if not auth.entra_configured:
             raise errors.Unauthorized("Bearer tokens are not accepted here; use an API key")
         if self._jwt_verifier is None:
             from shared.services.entra_tokens import EntraTokenVerifier

@@ -26,6 +26,11 @@ REQUIRED_CLAIMS = ("exp", "iat", "nbf")
 FAILED_FETCH_RETRY_S = 5.0  # a failed key fetch is not retried sooner, whatever the traffic
 
 
+def entra_issuer(auth: "AuthSettings") -> str:
+    """The issuer our Entra ID tokens must carry (and the authorization server MCP clients are sent to)."""
+    return auth.entra_issuer or f"https://login.microsoftonline.com/{auth.entra_tenant_id}/v2.0"
+
+
 def _fetch_jwks(url: str) -> Mapping[str, Any]:
     import jwt
 
@@ -78,7 +83,7 @@ class EntraTokenVerifier:
         tenant = auth.entra_tenant_id
         return cls(
             jwks_url=auth.entra_jwks_url or f"https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys",
-            issuer=auth.entra_issuer or f"https://login.microsoftonline.com/{tenant}/v2.0",
+            issuer=entra_issuer(auth),
             audience=auth.entra_audience or "",
             clock_skew_s=auth.entra_clock_skew_s,
             refetch_interval_s=auth.entra_jwks_refetch_interval_s,

@@ -53,6 +53,8 @@ DELIBERATELY_DEFAULTED = {
     "CHAT_MAX_STREAMS_PER_USER": "config default (20) is the production cap",
     "CHAT_MAX_STREAMS_PER_INSTANCE": "config default (64) is the production cap",
     "CHAT_MAX_CONVERSATION_MESSAGES": "config default (200) is the production cap",
+    "MCP_PUBLIC_URL": "the MCP resource URL comes from each request (X-Forwarded-Host/-Proto behind the front end); "
+                      "set it by hand when a custom domain or Front Door fronts the app",
 }
 
 # Set only when the matching parameter is given (an empty value would override the config files).
