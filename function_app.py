@@ -15,6 +15,7 @@ from functions import (
     ideas,
     jobs,
     market,
+    mcp,
     models,
     notes,
     portfolios,
@@ -28,6 +29,6 @@ from functions import (
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 # The catch-all (fallback) goes last: on the local host, order is precedence among equals.
-for module in (health, docs, users, workspaces, watchlists, portfolios, notes, ideas, symbols, market, chat, models, admin,
-               timers, jobs, fallback):
+for module in (health, docs, users, workspaces, watchlists, portfolios, notes, ideas, symbols, market, chat, models, mcp,
+               admin, timers, jobs, fallback):
     app.register_functions(module.bp)

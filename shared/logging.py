@@ -142,7 +142,8 @@ def configure_logging(level: str = "INFO", *, json_output: bool = True) -> None:
     for handler in root.handlers:
         handler.setFormatter(formatter)
     install_filters(root)
-    for noisy in ("httpx", "httpcore", "urllib3", "azure", "pymongo", "yfinance", "openai"):
+    # mcp: the MCP endpoint runs one SDK session manager per request, whose start/stop lines say nothing.
+    for noisy in ("httpx", "httpcore", "urllib3", "azure", "pymongo", "yfinance", "openai", "mcp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     _configured = True
 

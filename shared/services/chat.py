@@ -124,7 +124,7 @@ def build_chat_service(services: Any) -> Any:
     from shared.ai import ChatService, StockAgent
 
     settings = services.settings
-    agent = StockAgent(market=services.market, user_data=AgentUserData(services), factory=services.models, settings=settings)
+    agent = StockAgent(market=services.market, user_data=services.agent_user_data, factory=services.models, settings=settings)
     users = services.users
 
     def preference(user_id: str) -> str | None:

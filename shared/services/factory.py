@@ -174,6 +174,17 @@ class ServiceFactory:
         return self._get("models", build)
 
     @property
+    def agent_user_data(self) -> Any:
+        """The caller's own data for the agent's personal tools (chat and MCP), through the owner-scoped services."""
+
+        def build() -> Any:
+            from shared.services.chat import AgentUserData
+
+            return AgentUserData(self)
+
+        return self._get("agent_user_data", build)
+
+    @property
     def chat(self) -> Any:
         def build() -> Any:
             from shared.services.chat import build_chat_service

@@ -74,6 +74,8 @@ HTTP = {
     'delete_chat': ('v1/chats/{chat_id}', ('DELETE',)),
     'list_chat_messages': ('v1/chats/{chat_id}/messages', ('GET',)),
     'list_models': ('v1/models', ('GET',)),
+    'mcp': ('mcp', ('POST',)),
+    'oauth_protected_resource': ('.well-known/oauth-protected-resource', ('GET',)),
     'admin_metrics': ('v1/admin/metrics', ('GET',)),
     'admin_run_migrations': ('v1/admin/migrations', ('POST',)),
     'list_poison_messages': ('v1/admin/queues/poison', ('GET',)),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("openai", "yfinance", "pandas", "numpy", "azure.identity", "azure.keyvault", "azure.storage", "pymongo",
-         "redis")
+         "redis", "mcp", "mcp_types")
 
 
 def test_import_function_app_loads_no_heavy_module_and_builds_no_core():
