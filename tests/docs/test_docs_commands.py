@@ -56,7 +56,8 @@ def fenced_blocks(path: Path) -> Iterator[Block]:
         body: list[str] = []
         j = i + 1
         while j < len(lines) and lines[j].strip() != "```":
-            body.append(lines[j][indent:] if lines[j][:indent].isspace() else lines[j].lstrip())
+            # Dedent by the fence's own indent only: a top-level fence keeps its lines' indentation (Python code).
+            body.append(lines[j][indent:] if indent == 0 or lines[j][:indent].isspace() else lines[j].lstrip())
             j += 1
         assert j < len(lines), f"{path.relative_to(ROOT)}:{i + 1}: unclosed code fence"
         yield Block(path, i + 1, words[0] if words else "", words[1] if len(words) > 1 else None, "\n".join(body) + "\n")
@@ -76,9 +77,11 @@ def test_every_shell_block_says_whether_it_runs_here() -> None:
 def test_fence_parser_reads_tags_and_indented_blocks(tmp_path: Path) -> None:
     doc = tmp_path / "x.md"
     doc.write_text("text\n```bash runnable\necho a\n```\n- item:\n\n   ```bash needs-azure\n   az login\n   ```\n"
-                   "```text\nplain\n```\n", encoding="utf-8")
+                   "```text\nplain\n```\n```bash runnable\npython - <<'EOF'\nif True:\n    print(1)\nEOF\n```\n",
+                   encoding="utf-8")
     found = [(b.language, b.tag, b.text) for b in fenced_blocks(doc)]
-    assert found == [("bash", "runnable", "echo a\n"), ("bash", "needs-azure", "az login\n"), ("text", None, "plain\n")]
+    assert found == [("bash", "runnable", "echo a\n"), ("bash", "needs-azure", "az login\n"), ("text", None, "plain\n"),
+                     ("bash", "runnable", "python - <<'EOF'\nif True:\n    print(1)\nEOF\n")]
 
 
 def test_the_readme_tour_is_runnable() -> None:
