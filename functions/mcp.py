@@ -1,5 +1,7 @@
 """Model Context Protocol: Streamable HTTP (stateless) at /api/mcp, and its protected resource metadata."""
 
+from typing import Any
+
 import azure.functions as func
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +24,6 @@ async def mcp(req: Request, ctx: RequestContext) -> Response:
 
 @route(bp, METADATA_ROUTE, name="oauth_protected_resource", auth="public", rate_group=None, response=dict, tags=TAGS,
        include_in_schema=False)
-async def oauth_protected_resource(req: Request, ctx: RequestContext) -> dict:
+async def oauth_protected_resource(req: Request, ctx: RequestContext) -> dict[str, Any]:
     """RFC 9728 metadata of the MCP endpoint: its resource URL and, with Entra ID, the authorization server."""
     return protected_resource_metadata(req, ctx.settings)

@@ -105,7 +105,7 @@ def build_server(ctx: "RequestContext") -> Server[Any]:
             err = outcome.error
             return types.CallToolResult(
                 content=[types.TextContent(text=f"{err['title']}: {err.get('detail') or err['title']}")],
-                is_error=True, meta={PROBLEM_META: err},
+                is_error=True, _meta={PROBLEM_META: err},
             )
         await sctx.session.report_progress(1, 1, f"{tool.title}: done")
         return types.CallToolResult(content=[types.TextContent(text="\n".join(tool.text(outcome.payload)))],

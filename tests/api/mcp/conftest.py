@@ -25,13 +25,3 @@ def base_url(core):
 @pytest.fixture(scope="module")
 def mcp_url(base_url):
     return f"{base_url}/api/mcp"
-
-
-@pytest.fixture
-def alice(make_user):
-    return make_user()
-
-
-@pytest.fixture
-def bob(make_user):
-    return make_user()

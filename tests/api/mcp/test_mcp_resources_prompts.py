@@ -14,8 +14,8 @@ from shared.mcp.catalog import PROMPTS
 
 
 @pytest.mark.parametrize("mode", [LEGACY, MODERN])
-async def test_watchlists_are_resources_of_their_owner_only(mcp_url, client, alice, bob, mode):
-    (_, alice_h), (_, bob_h) = alice, bob
+async def test_watchlists_are_resources_of_their_owner_only(mcp_url, client, make_user, mode):
+    (_, alice_h), (_, bob_h) = make_user(), make_user()
     mine = client.post("/api/v1/watchlists", json={"name": "Alice chips", "symbols": ["NVDA", "AMD"]}, headers=alice_h).json()
     client.post("/api/v1/watchlists", json={"name": "Bob banks", "symbols": ["JPM"]}, headers=bob_h)
     async with connect(mcp_url, bearer(alice_h), mode) as a, connect(mcp_url, bearer(bob_h), mode) as b:
@@ -38,8 +38,8 @@ async def test_watchlists_are_resources_of_their_owner_only(mcp_url, client, ali
 
 
 @pytest.mark.parametrize("mode", [LEGACY, MODERN])
-async def test_prompts_render_with_checked_arguments(mcp_url, alice, mode):
-    _, headers = alice
+async def test_prompts_render_with_checked_arguments(mcp_url, make_user, mode):
+    _, headers = make_user()
     async with connect(mcp_url, bearer(headers), mode) as client:
         prompts = {p.name: p for p in (await client.list_prompts()).prompts}
         research = await client.get_prompt("research_symbol", {"symbol": " msft "})

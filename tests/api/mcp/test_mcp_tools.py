@@ -92,7 +92,7 @@ async def test_market_tool_returns_structured_content_with_provenance(mcp_url, m
 
 async def test_every_tool_answers_valid_structured_content(mcp_url, make_user, client):
     """One call of each tool; the SDK client checks each result against the tool's outputSchema."""
-    user, headers = make_user()
+    _, headers = make_user()
     assert client.post("/api/v1/watchlists", json={"name": "Tech", "symbols": ["AAPL"]}, headers=headers).status_code == 201
     portfolio = client.post("/api/v1/portfolios", json={"name": "Main"}, headers=headers).json()
     client.post(f"/api/v1/portfolios/{portfolio['id']}/positions", json={"symbol": "MSFT", "quantity": 2, "cost_basis": 100},
@@ -119,14 +119,14 @@ async def test_every_tool_answers_valid_structured_content(mcp_url, make_user, c
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_personal_tools_see_only_the_callers_data(mcp_url, client, alice, bob, mode):
-    (_, alice_h), (_, bob_h) = alice, bob
+async def test_personal_tools_see_only_the_callers_data(mcp_url, client, make_user, mode):
+    (_, alice_h), (bob, bob_h) = make_user(), make_user()
     client.post("/api/v1/watchlists", json={"name": "Alice chips", "symbols": ["NVDA"]}, headers=alice_h)
     client.post("/api/v1/watchlists", json={"name": "Bob banks", "symbols": ["JPM"]}, headers=bob_h)
     async with connect(mcp_url, bearer(alice_h), mode) as a, connect(mcp_url, bearer(bob_h), mode) as b:
         mine, theirs = await asyncio.gather(a.call_tool("my_watchlists", {}), b.call_tool("my_watchlists", {}))
         # An argument naming another user is refused, not honoured.
-        smuggled = await a.call_tool("my_watchlists", {"user_id": bob[0]["id"]})
+        smuggled = await a.call_tool("my_watchlists", {"user_id": bob["id"]})
     assert [w["name"] for w in mine.structured_content["watchlists"]] == ["Alice chips"]
     assert [w["name"] for w in theirs.structured_content["watchlists"]] == ["Bob banks"]
     assert mine.structured_content["provenance"]["source"] == "stockagent"
@@ -177,8 +177,8 @@ async def test_progress_streams_over_sse_when_asked_for(mcp_url):
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_concurrent_calls_each_get_their_own_answer(mcp_url, client, alice, bob, mode):
-    (_, alice_h), (_, bob_h) = alice, bob
+async def test_concurrent_calls_each_get_their_own_answer(mcp_url, client, make_user, mode):
+    (_, alice_h), (_, bob_h) = make_user(), make_user()
     client.post("/api/v1/watchlists", json={"name": "A", "symbols": ["AAPL"]}, headers=alice_h)
     client.post("/api/v1/watchlists", json={"name": "B", "symbols": ["MSFT"]}, headers=bob_h)
     symbols = ["AAPL", "MSFT", "NVDA", "GOOGL", "AMZN", "META", "TSLA", "SPY"] * 3
