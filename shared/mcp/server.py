@@ -59,6 +59,12 @@ def tool_list() -> tuple[types.Tool, ...]:
     )
 
 
+def _input_schema(name: str) -> dict[str, Any] | None:
+    """A tool's inputSchema for the SDK's 2026-07-28 header checks (instead of it listing the tools per call)."""
+    tool = TOOLS.get(name)
+    return tool.input_schema if tool is not None else None
+
+
 def _guarded(handler: Callable[["ServerRequestContext[Any]", P], Awaitable[R]]) -> Callable[["ServerRequestContext[Any]", P], Awaitable[R]]:
     """Our errors as protocol errors with their title; anything unexpected logged and answered without detail (the
     SDK would otherwise put the exception's text on the wire)."""
@@ -158,6 +164,7 @@ def build_server(ctx: "RequestContext") -> Server[Any]:
 
     return Server(
         "stockagent", version=ctx.settings.app.version, title="StockAgent", instructions=INSTRUCTIONS,
+        get_tool_input_schema=_input_schema,
         on_list_tools=_guarded(list_tools), on_call_tool=_guarded(call_tool),
         on_list_resources=_guarded(list_resources), on_list_resource_templates=_guarded(list_templates),
         on_read_resource=_guarded(read_resource), on_list_prompts=_guarded(list_prompts),
