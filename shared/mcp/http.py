@@ -29,13 +29,13 @@ INTERNAL_ERROR = -32603
 
 
 def public_origin(request: Request, settings: "Settings") -> str:
-    """The app's origin as clients reach it: `mcp.public_url`, else the request's own (behind the Azure front end,
-    the host and scheme it forwarded)."""
+    """The app's origin as clients reach it: `mcp.public_url`, else the request's own (behind the Azure front end
+    or Front Door, the host and scheme they forwarded)."""
     if settings.mcp.public_url:
         return settings.mcp.public_url
     host = request.headers.get("host") or request.url.netloc
     scheme = request.url.scheme
-    if settings.http.behind_azure_frontend:
+    if settings.http.behind_azure_frontend or settings.http.behind_azure_front_door:
         host = request.headers.get("x-forwarded-host", host).split(",")[0].strip()
         scheme = request.headers.get("x-forwarded-proto", scheme).split(",")[0].strip()
     return f"{scheme}://{host}"

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mcp_support import loopback  # noqa: E402
+from tests.conftest import served_on_loopback  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def base_url(core):
     """The session's core (the one `client` serves too) behind uvicorn on loopback."""
     from devhost.app import build_asgi_app
 
-    with loopback(build_asgi_app()) as url:
+    with served_on_loopback(build_asgi_app()) as url:
         yield url
 
 

@@ -1,30 +1,11 @@
-"""Helpers for the MCP tests: a loopback server and a connected `mcp` SDK client."""
+"""Helpers for the MCP tests: a connected `mcp` SDK client (the server: tests.conftest.served_on_loopback)."""
 
 from __future__ import annotations
 
-import threading
-import time
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any, AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 LEGACY, MODERN = "legacy", "auto"  # the initialize handshake (2025-11-25 and older) / 2026-07-28 after discovery
-
-
-@contextmanager
-def loopback(app: Any) -> Iterator[str]:
-    """Serve `app` with uvicorn on a free loopback port in a thread; yields the base URL."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(5)
 
 
 @asynccontextmanager

@@ -7,9 +7,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
-from mcp_support import LEGACY, MODERN, connect, loopback, raised
+from mcp_support import LEGACY, MODERN, connect, raised
 
-from tests.conftest import ADMIN_KEY, make_settings
+from tests.conftest import ADMIN_KEY, make_settings, served_on_loopback
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 ACCEPT = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
@@ -63,7 +63,7 @@ def test_metadata_names_entra_when_it_is_configured(tmp_path):
     core = build_core(settings)
     previous = set_core(core)
     try:
-        with loopback(build_asgi_app()) as base:
+        with served_on_loopback(build_asgi_app()) as base:
             r = httpx.post(f"{base}/api/mcp", json=LIST, headers=ACCEPT)
             doc = httpx.get(f"{base}/api/.well-known/oauth-protected-resource").json()
     finally:
@@ -83,7 +83,7 @@ def test_forwarded_host_names_the_resource_behind_the_azure_front_end(tmp_path):
     core = build_core(make_settings(tmp_path, http={"behind_azure_frontend": True}))
     previous = set_core(core)
     try:
-        with loopback(build_asgi_app()) as base:
+        with served_on_loopback(build_asgi_app()) as base:
             doc = httpx.get(f"{base}/api/.well-known/oauth-protected-resource",
                             headers={"X-Forwarded-Host": "stockagent.azurewebsites.net", "X-Forwarded-Proto": "https"}).json()
     finally:
@@ -118,7 +118,7 @@ def test_rate_limit_is_429_with_retry_after_as_a_json_rpc_error(tmp_path, mode):
         return calls, refused
 
     try:
-        with loopback(build_asgi_app()) as base:
+        with served_on_loopback(build_asgi_app()) as base:
             calls, refused = asyncio.run(until_refused(f"{base}/api/mcp"))
             r = httpx.post(f"{base}/api/mcp", json=LIST, headers={**ADMIN, **ACCEPT})
     finally:
@@ -174,7 +174,7 @@ async def test_an_upstream_rate_limit_inside_a_tool_is_a_tool_error(tmp_path):
     core.services.auth.seed_local_admin()
     previous = set_core(core)
     try:
-        with loopback(build_asgi_app()) as base:
+        with served_on_loopback(build_asgi_app()) as base:
             async with connect(f"{base}/api/mcp", ADMIN) as client:
                 result = await client.call_tool("get_quote", {"symbol": "MSFT"})
     finally:
