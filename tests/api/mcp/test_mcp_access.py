@@ -10,6 +10,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_support import LEGACY, MODERN, connect, raised
 
 from tests.conftest import ADMIN_KEY, make_settings, served_on_loopback
+from tests.entra import entra  # noqa: F401 - fixture
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 ACCEPT = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25"}
@@ -184,3 +185,29 @@ async def test_an_upstream_rate_limit_inside_a_tool_is_a_tool_error(tmp_path):
     problem = result.meta["stockagent/problem"]
     assert problem["status"] == 502 and problem.get("provider") == "yahoo", problem
     assert result.content[0].text.startswith(problem["title"])
+
+
+async def test_entra_id_tokens_work_as_on_rest(tmp_path, entra):
+    """An Entra ID access token (signed by a local stand-in tenant, keys fetched by the app's real code) is a
+    caller like on REST: its own watchlists only; a bad token is 401 invalid_token; the metadata names the tenant."""
+    from devhost.app import build_asgi_app
+    from shared.runtime import build_core, set_core
+
+    core = build_core(make_settings(tmp_path, auth=entra.auth_settings()))
+    previous = set_core(core)
+    token = {"Authorization": f"Bearer {entra.token(oid='mcp-entra-user')}"}
+    try:
+        with served_on_loopback(build_asgi_app()) as base:
+            created = httpx.post(f"{base}/api/v1/watchlists", json={"name": "Entra picks", "symbols": ["MSFT"]}, headers=token)
+            assert created.status_code == 201, created.text
+            async with connect(f"{base}/api/mcp", token, MODERN) as client:
+                mine = await client.call_tool("my_watchlists", {})
+            expired = httpx.post(f"{base}/api/mcp", json=LIST, headers={
+                **ACCEPT, "Authorization": f"Bearer {entra.token(oid='mcp-entra-user', exp=1)}"})
+            doc = httpx.get(f"{base}/api/.well-known/oauth-protected-resource").json()
+    finally:
+        set_core(previous)
+        core.close()
+    assert [w["name"] for w in mine.structured_content["watchlists"]] == ["Entra picks"]
+    assert expired.status_code == 401 and challenge_params(expired.headers["www-authenticate"])["error"] == "invalid_token"
+    assert doc["authorization_servers"] == [entra.issuer]
