@@ -45,7 +45,7 @@ async def chat(req: Request, ctx: RequestContext) -> StreamingResponse | dict[st
         return await capped_sse_response(ctx, lambda: _start(ctx), heartbeat_s=ctx.settings.chat.heartbeat_s)
     b = ctx.body
     with ctx.core.stream_slots.acquire(ctx.user.id):
-        return await ctx.run(ctx.services.chat.chat, ctx.user.id, b.message, b.conversation_id, b.provider, b.temperature)
+        return await ctx.core.run_turn(ctx.services.chat.chat, ctx.user.id, b.message, b.conversation_id, b.provider, b.temperature)
 
 
 @route(bp, "v1/chat/stream", methods=["POST"], body=ChatRequest, rate_group="chat", tags=TAGS,

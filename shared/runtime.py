@@ -43,7 +43,8 @@ class Core:
     repos: Any
     services: Any
     stream_slots: StreamSlots
-    # One thread per admitted stream: the instance cap is the pool size, so a stream never queues for one.
+    # One thread per admitted chat turn (streamed or JSON): the instance cap is the pool size, so a turn never
+    # queues for one and never takes one of `executor`'s threads from short calls.
     stream_executor: ThreadPoolExecutor
     backends: dict[str, str] = field(default_factory=dict)
     last_health: Any = None  # (monotonic time, probe results), reused briefly by shared.services.health
@@ -57,9 +58,12 @@ class Core:
 
     async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run a synchronous call in the worker pool, with this request's context (request id, user id)."""
-        loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        return await loop.run_in_executor(self.executor, call)
+        return await _run_in(self.executor, fn, *args, **kwargs)
+
+    async def run_turn(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a whole chat turn (it waits for a model, for minutes at worst) on the stream pool, like a stream:
+        its size is the cap on turns, so an admitted turn never queues and never holds a thread short calls need."""
+        return await _run_in(self.stream_executor, fn, *args, **kwargs)
 
     async def authenticate(self, request: Any) -> Any:
         """The caller's Principal, None without credentials; raises Unauthorized for bad ones."""
@@ -85,6 +89,12 @@ class Core:
                 log.warning("error while closing a core resource", exc_info=True)
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.stream_executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _run_in(executor: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await loop.run_in_executor(executor, call)
 
 
 def _configure_telemetry(settings: Settings, metrics: Metrics) -> None:

@@ -131,3 +131,24 @@ def test_a_client_that_goes_away_frees_its_slot(tmp_path):
         finally:
             server.should_exit = True
             thread.join(5)
+
+
+def test_json_turns_in_progress_leave_the_threads_other_requests_need(tmp_path):
+    """A JSON turn waits for the model as long as a stream does: it must not hold one of the threads that
+    short calls (sign-in lookups, reads) run on, or a few users' slow turns stall the whole instance."""
+    model = GatedModel()
+    turns = core_threads = 32  # shared.runtime.build_core: the pool short calls run on
+    with serve_core(tmp_path, model, chat={"max_streams_per_user": turns}) as (client, core):
+        assert core.executor._max_workers == core_threads
+        with ThreadPoolExecutor(max_workers=turns + 1) as pool:
+            running = [pool.submit(client.post, "/api/v1/chat", json={"message": "Quote AAPL"}, headers=ADMIN)
+                       for _ in range(turns)]
+            try:
+                wait_until(lambda: model.requests == turns, f"{turns} JSON turns asking the model")
+                read = pool.submit(client.get, "/api/v1/workspaces", headers=ADMIN)
+                wait_until(read.done, "a read while the JSON turns wait for the model")
+                assert read.result().status_code == 200
+            finally:
+                model.gate.set()
+            assert [f.result().status_code for f in running] == [200] * turns
+        assert core.stream_slots.in_use() == 0
