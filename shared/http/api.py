@@ -307,6 +307,22 @@ def client_ip(request: Request, http: "HttpSettings") -> str:
     return request.client.host if request.client else "unknown"
 
 
+def address_key(request: Request, http: "HttpSettings") -> str:
+    """What per-address limits (failed sign-ins, anonymous callers) count under: the client address, or for
+    IPv6 its /64. A subscriber's network is at least a /64 and its hosts pick any address in it (privacy
+    addresses), so one caller could otherwise rotate through 2^64 keys. IPv4-mapped addresses count as IPv4."""
+    address = client_ip(request, http)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # no address at all (a test client's peer name)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _address(hop: str) -> str | None:
     """The IP address of one forwarding hop (`v4`, `v4:port`, `v6`, `[v6]:port`), normalised; None if it is not one."""
     hop = hop.strip()
@@ -448,7 +464,7 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
                     raise errors.Unauthorized("Missing API key or bearer token")
             except errors.Unauthorized:
                 # Failed sign-ins are limited per client address, so guessing keys is throttled too.
-                limit_result = await core.rate_limit("auth_failures", f"ip:{client_ip(request, core.settings.http)}")
+                limit_result = await core.rate_limit("auth_failures", f"ip:{address_key(request, core.settings.http)}")
                 if limit_result is not None and not limit_result.allowed:
                     raise errors.RateLimited("Too many failed sign-ins", retry_after=limit_result.retry_after,
                                              headers=rate_limit_headers(limit_result)) from None
@@ -457,7 +473,7 @@ async def run_pipeline(spec: RouteSpec, request: Request) -> Response:
             if spec.auth == "admin" and not ctx.user.is_admin:
                 raise errors.Forbidden("This operation requires the admin role")
         if spec.rate_group:
-            key = f"user:{ctx.user.id}" if ctx.user else f"ip:{client_ip(request, core.settings.http)}"
+            key = f"user:{ctx.user.id}" if ctx.user else f"ip:{address_key(request, core.settings.http)}"
             limit_result = await core.rate_limit(spec.rate_group, key)
             if limit_result is not None and not limit_result.allowed:
                 raise errors.RateLimited(
