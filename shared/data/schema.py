@@ -50,16 +50,22 @@ class CollectionSpec:
 
 # Text people name things with. LINE_TEXT (names, titles, tags): no control character (C0, DEL, C1),
 # no bidi embedding/override/isolate control, no line or paragraph separator, and at least one
-# character that is not a space or invisible (Unicode spaces, NBSP, zero-width characters, BOM).
+# character that is not a space or invisible: Unicode spaces, and every Default_Ignorable_Code_Point
+# (Unicode's list of what displays as nothing: zero-width characters, bidi marks, BOM, soft hyphen,
+# Hangul fillers, variation selectors, invisible operators, tag characters...) plus the blank Braille
+# pattern. Invisible characters stay allowed beside visible ones (ZWJ in emoji, ZWNJ in Persian, RLM in
+# Hebrew, tags in subdivision flags); text made of nothing else is refused.
 # TEXT (chat messages) also allows tab, LF and CR. The API validates with the same patterns, so what
 # it accepts the validators accept. Code points up to U+00FF are \xHH escapes and the rest literal
 # characters: one spelling that PCRE (MongoDB), Python re (the embedded store), Rust regex (pydantic)
-# and ECMAScript (the OpenAPI document) all read alike.
+# and ECMAScript in Unicode mode (the OpenAPI document; JSON Schema asks for the "u" flag) read alike.
 _CONTROLS = "\\x00-\\x1f\\x7f-\\x9f"
 _CONTROLS_BUT_TAB_LF_CR = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
 _BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069"
 _SEPARATORS = "\u2028\u2029"
-_INVISIBLE = "\\x20\\xa0\u1680\u180e\u2000-\u200d\u202f\u205f\u2060\u3000\ufeff"
+_INVISIBLE = ("\\x20\\xa0\\xad\u034f\u061c\u115f\u1160\u1680\u17b4\u17b5\u180b-\u180f\u2000-\u200f\u202f\u205f-\u206f"
+              "\u2800\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+              "\U000e0000-\U000e0fff")
 _LINE_BAD = _CONTROLS + _BIDI_CONTROLS + _SEPARATORS
 _TEXT_BAD = _CONTROLS_BUT_TAB_LF_CR + _BIDI_CONTROLS
 LINE_TEXT = f"^[^{_LINE_BAD}]*[^{_LINE_BAD}{_INVISIBLE}][^{_LINE_BAD}]*$"

@@ -2,7 +2,7 @@
 
 Refused with 422 on the field: NUL and other control characters, bidi embedding/override/isolate
 controls (which make a name display as something else), and text that is empty once Unicode spaces
-and zero-width characters are set aside. What the API accepts, the database validators accept.
+and invisible (default-ignorable) characters are set aside. What the API accepts, the database validators accept.
 """
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from tests.api.test_pipeline import assert_problem
 
 BAD_LINE = ["\x00", "a\x00b", "\x1b[31mred", "a\x7fb", "a\x85b", "\u00a0", "\u200b", " \u3000\u200b\ufeff ", "\u2060",
             "evil\u202eexe.txt", "a\u2066b\u2069", "two\nlines", "tab\tinside", "a\u2028b"]
-GOOD_LINE = ["Müller & Söhne", "  padded  ", "日本株", "😀", "family 👨\u200d👩\u200d👧", "x\u00a0y", "\u3000x"]
+# Nothing but characters that display as nothing (Unicode's Default_Ignorable_Code_Point, and the blank
+# Braille pattern): bidi marks, Hangul fillers, tag characters, variation selectors, invisible operators...
+INVISIBLE = ["\u200f", "\u200e \u200f", "\u061c", "\u3164", "\u115f\u1160", "\uffa0", "\u2800", "\u00ad", "\u034f",
+             "\u2062", "\u206a", "\ufff9", "\u180b", "\u17b4", "\ufe0f\ufe0e", "\U000e0041\U000e0042", "\U000e0100",
+             "\U0001bca0", "\U0001d173"]
+BAD_LINE += INVISIBLE
+GOOD_LINE = ["Müller & Söhne", "  padded  ", "日本株", "😀", "family 👨\u200d👩\u200d👧", "x\u00a0y", "\u3000x",
+             "❤\ufe0f", "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", "שלום\u200f", "می\u200cخواهم"]
 
 
 @pytest.fixture
@@ -63,7 +70,8 @@ def test_visible_text_in_any_script_is_stored_as_sent(client, user, value):
         assert r.status_code in (200, 201), (url, r.text)  # the database validators accept it too
 
 
-@pytest.mark.parametrize("message", ["\x00", "hi\x00", "\x1b]0;title\x07", "\u200b\u00a0\n\t", "read \u202egnp.exe", "\x7f"])
+@pytest.mark.parametrize("message", ["\x00", "hi\x00", "\x1b]0;title\x07", "\u200b\u00a0\n\t", "read \u202egnp.exe", "\x7f",
+                                     "\u3164\n\u200f", "\U000e0049\U000e0067\U000e006e"])
 def test_chat_messages_refuse_control_bidi_and_blank_text(client, user, message):
     for path in ("/api/v1/chat", "/api/v1/chat/stream"):
         r = client.post(path, json={"message": message}, headers=user)
@@ -89,7 +97,8 @@ def _pydantic_accepts(model, field, value) -> bool:
 
 @settings(max_examples=300, derandomize=True, database=None, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=12)
-       | st.lists(st.sampled_from([" ", "\u00a0", "\u200b", "\u202e", "\n", "\x00", "a", "é", "\u2066", "\ufeff"]),
+       | st.lists(st.sampled_from([" ", "\u00a0", "\u200b", "\u202e", "\n", "\x00", "a", "é", "\u2066", "\ufeff",
+                                   "\u200f", "\u3164", "\U000e0041", "\ufe0f", "\u2800"]),
                   min_size=1, max_size=6).map("".join))
 def test_what_the_api_accepts_the_database_validators_accept(value):
     from shared.data.schema import LINE_TEXT, TEXT
@@ -110,6 +119,8 @@ def test_the_store_refuses_what_the_api_refuses(core):
     user = core.repos.get_user_repository().insert_one({"email": "validator@example.com", "name": "v"})
     with pytest.raises(ApiError):
         core.repos.get_workspace_repository().insert_one(user["id"], {"name": "\u200b"})
+    with pytest.raises(ApiError):
+        core.repos.get_workspace_repository().insert_one(user["id"], {"name": "\u3164\U000e0041"})
 
 
 # -- amounts ---------------------------------------------------------------------------------
