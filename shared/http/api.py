@@ -144,8 +144,10 @@ class RequestContext:
 
     @property
     def cursor_scope(self) -> str:
-        """What a pagination cursor is bound to: this route and this caller."""
-        return f"{self.spec.name}:{self.user.id if self.user else ''}"
+        """What a pagination cursor is bound to: this list (the route and its path parameters: one
+        conversation's messages, one portfolio's positions) and this caller."""
+        parents = "".join(f"/{value}" for value in self.request.path_params.values())
+        return f"{self.spec.name}{parents}:{self.user.id if self.user else ''}"
 
 
 # ---------------------------------------------------------------- input parsing

@@ -90,6 +90,24 @@ def test_a_cursor_is_bound_to_its_list_and_its_caller(client, populated, make_us
     assert_invalid_cursor(client.get("/api/v1/workspaces", params={"cursor": cursor}, headers=bob))
 
 
+def test_a_cursor_of_one_conversation_or_portfolio_is_refused_on_another(client, populated):
+    """Lists under a path parameter are one list per parent: a cursor of chat A's messages (or portfolio A's
+    positions) on chat B's is a position in another list, not a page of this one."""
+    chats = [client.post("/api/v1/chat", json={"message": f"Quote MSFT {i}"}, headers=populated).json()["conversation_id"]
+             for i in range(2)]
+    portfolios = [client.post("/api/v1/portfolios", json={"name": f"cursor parent {i}"}, headers=populated).json()["id"]
+                  for i in range(2)]
+    for p in portfolios:
+        for symbol in ("AAPL", "MSFT"):
+            client.post(f"/api/v1/portfolios/{p}/positions", json={"symbol": symbol, "quantity": 1, "cost_basis": 1},
+                        headers=populated)
+    for a, b in ((f"/api/v1/chats/{chats[0]}/messages", f"/api/v1/chats/{chats[1]}/messages"),
+                 (f"/api/v1/portfolios/{portfolios[0]}/positions", f"/api/v1/portfolios/{portfolios[1]}/positions")):
+        cursor = client.get(a, params={"limit": 1}, headers=populated).json()["next_cursor"]
+        assert client.get(a, params={"limit": 1, "cursor": cursor}, headers=populated).status_code == 200
+        assert_invalid_cursor(client.get(b, params={"limit": 1, "cursor": cursor}, headers=populated))
+
+
 def test_local_cursors_survive_a_restart_and_need_the_same_data_directory(tmp_path):
     from devhost.app import build_asgi_app
     from shared.runtime import build_core, set_core
