@@ -13,8 +13,9 @@ from shared.schemas.common import Currency, Name, PatchModel
 Role = Literal["user", "admin"]
 ModelProvider = Literal["openai", "grok", "azure_openai", "compatible", "offline"]
 RiskProfile = Literal["conservative", "moderate", "aggressive"]
-# Printable characters only: regex engines disagree on what `\s` covers (control and Unicode spaces).
-_EMAIL_CHAR = r"[^@\s\x00-\x1f\x7f-\x9f\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]"
+# Printable characters only: regex engines disagree on what `\s` covers (control and Unicode spaces); no bidi
+# embedding, override or isolate control either (an address shown to an admin must read as it is).
+_EMAIL_CHAR = r"[^@\s\x00-\x1f\x7f-\x9f\u00a0\u1680\u2000-\u200b\u2028\u2029\u202a-\u202f\u205f\u2066-\u2069\u3000\ufeff]"
 EMAIL_PATTERN = rf"^{_EMAIL_CHAR}+@{_EMAIL_CHAR}+\.{_EMAIL_CHAR}+$"
 
 

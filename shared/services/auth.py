@@ -19,6 +19,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import re
 import secrets
 import threading
 import time
@@ -28,6 +29,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 from shared import errors
 from shared.config import Settings
+from shared.data.schema import LINE_TEXT
+from shared.schemas.common import MAX_NAME
+from shared.schemas.users import EMAIL_PATTERN
 from shared.services.base import BaseService
 from shared.services.principal import ADMIN, USER, Principal
 
@@ -89,6 +93,19 @@ def verified_email(first: Callable[[str], Any]) -> str | None:
         return email.strip().lower()
     primary = _strings(first("verified_primary_email"))
     return primary[0].strip().lower() if primary and "@" in primary[0] else None
+
+
+def _as_name(value: Any) -> str | None:
+    """`value` as a name the API would accept (one line of visible text, at most MAX_NAME characters), else None."""
+    if not isinstance(value, str):
+        return None
+    value = value[:MAX_NAME]
+    return value if re.fullmatch(LINE_TEXT, value) else None
+
+
+def _as_email(value: Any) -> str | None:
+    """`value` as an email the API would accept (lower-cased), else None."""
+    return value.lower() if isinstance(value, str) and len(value) <= 320 and re.fullmatch(EMAIL_PATTERN, value) else None
 
 
 def _api_key_from(headers: Mapping[str, str]) -> str | None:
@@ -318,10 +335,13 @@ class AuthService(BaseService):
     def _create_external_user(self, provider: str, subject: str, external_id: str, email: str | None, name: Any,
                               verified: str | None) -> dict[str, Any]:
         bootstrap = verified is not None and verified in self._admin_emails
+        # The token's claims were never validated as a request body is: keep the same rules as the API's names
+        # and emails (what admins see must read as it is), or a neutral stand-in.
+        address = _as_email(email) or f"{subject}@{provider}.invalid".lower()
         try:
             user: dict[str, Any] = self._users.insert_one({
-                "email": (email or f"{subject}@{provider}.invalid").lower(),
-                "name": name if isinstance(name, str) and name else email or subject,
+                "email": address,
+                "name": _as_name(name) or _as_name(address) or subject,
                 "roles": [ADMIN, USER] if bootstrap else [USER],
                 "external_id": external_id,
             })

@@ -61,6 +61,8 @@ def test_names_titles_and_tags_refuse_invisible_or_control_text(client, user, va
 def test_admin_user_creation_checks_the_name_too(client, admin_headers):
     r = client.post("/api/v1/users", json={"email": "hygiene@example.com", "name": "\u00a0\u200b"}, headers=admin_headers)
     assert "name" in assert_problem(r, 422)["errors"]
+    r = client.post("/api/v1/users", json={"email": "moc.elpmaxe\u202e@evil.example"}, headers=admin_headers)
+    assert "email" in assert_problem(r, 422)["errors"]
 
 
 @pytest.mark.parametrize("value", GOOD_LINE)

@@ -62,3 +62,26 @@ def test_token_without_exp_or_with_unknown_kid_is_401_and_counts_as_a_failed_sig
     # auth_failures allows 5 a minute per address: the next failure is refused.
     assert client.get("/api/v1/users/me", headers=bearer(entra.token(kid="unknown-2"))).status_code == 401
     assert client.get("/api/v1/users/me", headers=bearer(entra.token(kid="unknown-3"))).status_code == 429
+
+
+def test_a_first_seen_identity_is_stored_with_a_visible_name_and_a_well_formed_email(client, entra):
+    """The name and email of a new Entra ID user come from the token, not from a validated body: they get the
+    same rules as names and emails sent to the API (one line of visible text), else a neutral stand-in, so
+    nothing shown to admins (the user list, the admin command line's text output) carries control or bidi
+    characters."""
+    import re
+
+    from shared.data.schema import LINE_TEXT
+    from shared.schemas.users import EMAIL_PATTERN
+
+    for name, username in (("Eve\u202e\x1b[2J\nroles=admin", "eve\x1b[31m@contoso.example"),
+                           ("\u3164", "eve\u202e@contoso.example"), ("x" * 5000, "not-an-email")):
+        oid = f"entra-odd-{next(_n)}"
+        me = client.get("/api/v1/users/me", headers=bearer(entra.token(oid=oid, name=name, preferred_username=username)))
+        assert me.status_code == 200, me.text
+        user = me.json()
+        assert re.fullmatch(LINE_TEXT, user["name"]) and len(user["name"]) <= 100, user
+        assert re.fullmatch(EMAIL_PATTERN, user["email"]) and "\u202e" not in user["email"], user
+    ok = client.get("/api/v1/users/me", headers=bearer(entra.token(oid="entra-plain-name", name="José Núñez",
+                                                                    preferred_username="jose@contoso.example")))
+    assert (ok.json()["name"], ok.json()["email"]) == ("José Núñez", "jose@contoso.example")
