@@ -47,7 +47,9 @@ class EntraTokenVerifier:
     - a missing, malformed or unknown `kid` is `Unauthorized` (a failed sign-in), never 503;
     - the signing keys are fetched on first use, again after `lifespan_s`, and on an unknown
       `kid` at most once per `refetch_interval_s` (a flood of made-up kids costs one fetch);
-      a failed fetch is not retried for `FAILED_FETCH_RETRY_S`;
+      a failed fetch is not retried for `FAILED_FETCH_RETRY_S` after it ended;
+    - refreshing expired keys holds up no other caller: one caller fetches, the others verify
+      with the expired keys meanwhile;
     - `ServiceUnavailable` (503) only when no keys have ever been fetched and the fetch fails;
       expired keys keep serving while their refresh fails.
     """
@@ -112,9 +114,15 @@ class EntraTokenVerifier:
 
     def _signing_key(self, kid: str) -> "PyJWK":
         keys = self._keys
-        if keys is not None and kid in keys and self._clock() - self._fetched_at < self._lifespan:
-            return keys[kid]  # the common case: no lock
-        with self._lock:  # one fetch at a time; waiters see its result
+        if keys is not None and kid in keys:
+            if self._clock() - self._fetched_at >= self._lifespan:
+                self._refresh_expired()
+                keys = self._keys or keys
+            key = keys.get(kid)
+            if key is None:  # the refreshed set no longer publishes it
+                raise errors.Unauthorized("Invalid bearer token")
+            return key  # the common case: no lock
+        with self._lock:  # no keys yet, or an unknown kid: one fetch at a time; waiters see its result
             now = self._clock()
             keys = self._keys
             due = keys is None or now - self._fetched_at >= self._lifespan or kid not in keys
@@ -127,6 +135,18 @@ class EntraTokenVerifier:
                 raise errors.Unauthorized("Invalid bearer token")
             return key
 
+    def _refresh_expired(self) -> None:
+        """Fetch expired keys again in this caller unless another caller is already at it: meanwhile the others
+        go on verifying with the expired keys instead of each holding a thread while they wait for that fetch."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            now = self._clock()
+            if now - self._fetched_at >= self._lifespan and now >= self._next_fetch:
+                self._fetch(now)
+        finally:
+            self._lock.release()
+
     def _fetch(self, now: float) -> "dict[str, PyJWK] | None":
         import jwt
 
@@ -135,7 +155,8 @@ class EntraTokenVerifier:
             jwk_set = jwt.PyJWKSet.from_dict(dict(self._fetch_data(self._url)))
             keys = {k.key_id: k for k in jwk_set.keys if k.key_id and k.public_key_use in ("sig", None)}
         except (jwt.PyJWTError, OSError, ValueError, TypeError) as exc:
-            self._next_fetch = now + FAILED_FETCH_RETRY_S
+            # Counted from the end of the failed fetch: a fetch that timed out is not retried at once.
+            self._next_fetch = self._clock() + FAILED_FETCH_RETRY_S
             log.warning("Entra ID signing keys could not be fetched (%s)", type(exc).__name__)
             return None
         self._keys, self._fetched_at, self._next_fetch = keys, now, now + self._refetch_interval

@@ -148,6 +148,59 @@ def test_keys_unreachable_is_503_only_before_the_first_fetch(entra):
         working(entra.token(kid="never-published"))
 
 
+def test_a_slow_refresh_of_expired_keys_holds_up_no_token_they_still_verify(entra):
+    """Once an hour the keys expire and one caller fetches them again. When the tenant is slow (a 5 s timeout),
+    the other callers keep verifying with the keys they have instead of queueing behind that fetch (each of
+    them holding a worker thread meanwhile)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.api.chat.chat_support import wait_until
+
+    clock = Clock()
+    check = verifier(entra, clock, lifespan_s=3600)
+    check(entra.token())
+    fetching, release = threading.Event(), threading.Event()
+    fetch = check._fetch_data
+
+    def slow(url: str) -> Any:
+        fetching.set()
+        assert release.wait(30)
+        return fetch(url)
+
+    check._fetch_data = slow
+    clock.now += 3601
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        refreshing = pool.submit(check, entra.token())
+        try:
+            wait_until(fetching.is_set, "one caller to refresh the expired keys")
+            other = pool.submit(check, entra.token())
+            wait_until(other.done, "a token the expired keys verify, while the refresh waits")
+            assert other.result()["aud"] == AUDIENCE
+        finally:
+            release.set()
+        assert refreshing.result()["aud"] == AUDIENCE
+    assert check.fetches == 2
+
+
+def test_a_failed_fetch_is_retried_only_after_the_delay_counted_from_its_end(entra):
+    """A fetch that times out after 6 s must not be retried by the next caller at once (the delay counted from
+    when it started has already passed): with the tenant unreachable, callers would fetch back to back."""
+    clock = Clock()
+    check = verifier(entra, clock, lifespan_s=3600)
+    check(entra.token())
+
+    def timing_out(url: str) -> Any:
+        clock.now += 6
+        raise OSError("timed out")
+
+    check._fetch_data = timing_out
+    clock.now += 3601
+    assert check(entra.token())["aud"] == AUDIENCE  # the expired keys still verify
+    assert check(entra.token())["aud"] == AUDIENCE
+    assert check.fetches == 2, "one failed refresh, not one per caller"
+
+
 def test_unknown_kid_through_the_service_is_401(repos, tmp_path, entra):
     auth = make_auth(repos, tmp_path, auth=entra.auth_settings())
     with pytest.raises(errors.Unauthorized):
