@@ -298,7 +298,8 @@ def client_ip(request: Request, http: "HttpSettings") -> str:
     - otherwise the socket peer (the local host serves with forwarding headers ignored).
     """
     if http.behind_azure_front_door:
-        socket_ip = _address(request.headers.get("x-azure-socketip", ""))
+        # The last line: one a caller sent comes before the one Front Door adds (when it does not replace it).
+        socket_ip = _address((request.headers.getlist("x-azure-socketip") or [""])[-1])
         if socket_ip:
             return socket_ip
     if http.behind_azure_frontend:

@@ -50,6 +50,15 @@ def test_behind_front_door_the_socket_ip_is_the_key(serve):
     assert statuses == [401, 401, 401, 429, 429]
 
 
+def test_behind_front_door_a_socket_ip_line_sent_by_the_caller_is_not_the_key(serve):
+    """A caller may send its own X-Azure-SocketIP line; the one Front Door adds comes after it (or replaces it)."""
+    inside_one_minute()
+    client = serve(http={"behind_azure_frontend": True, "behind_azure_front_door": True}, **THREE_FAILURES)
+    statuses = [client.get(GUARDED, headers=[("X-API-Key", f"sak_guess{i}"), ("X-Azure-SocketIP", f"198.51.100.{i}"),
+                                             ("X-Azure-SocketIP", "203.0.113.50")]).status_code for i in range(5)]
+    assert statuses == [401, 401, 401, 429, 429]
+
+
 def test_front_door_headers_are_ignored_unless_configured(serve):
     inside_one_minute()
     client = serve(http={"behind_azure_frontend": True}, **THREE_FAILURES)
