@@ -74,19 +74,15 @@ def test_without_a_front_end_forwarding_headers_are_ignored(serve):
     assert statuses == [401, 401, 401, 429, 429]
 
 
-def test_an_ipv6_caller_rotating_through_its_own_64_does_not_avoid_the_limit(serve):
+@pytest.mark.parametrize("front_door,headers_for", [
+    (False, lambda i: {"X-Forwarded-For": f"[2001:db8:7:9:{i:x}::{i + 1:x}]:5{i}000"}),
+    (True, lambda i: {"X-Azure-SocketIP": f"2001:db8:7:9::{i + 1:x}"}),
+], ids=["appended hop", "front door socket ip"])
+def test_an_ipv6_caller_rotating_through_its_own_64_does_not_avoid_the_limit(serve, front_door, headers_for):
     """An IPv6 subscriber gets at least a /64 and its host may use any of those 2^64 addresses: the /64 is the key."""
     inside_one_minute()
-    client = serve(http={"behind_azure_frontend": True}, **THREE_FAILURES)
-    statuses = failed_sign_ins(client, lambda i: {"X-Forwarded-For": f"[2001:db8:7:9:{i:x}::{i + 1:x}]:5{i}000"})
-    assert statuses == [401, 401, 401, 429, 429]
-
-
-def test_behind_front_door_an_ipv6_socket_ip_is_keyed_by_its_64(serve):
-    inside_one_minute()
-    client = serve(http={"behind_azure_frontend": True, "behind_azure_front_door": True}, **THREE_FAILURES)
-    statuses = failed_sign_ins(client, lambda i: {"X-Azure-SocketIP": f"2001:db8:7:9::{i + 1:x}"})
-    assert statuses == [401, 401, 401, 429, 429]
+    client = serve(http={"behind_azure_frontend": True, "behind_azure_front_door": front_door}, **THREE_FAILURES)
+    assert failed_sign_ins(client, headers_for) == [401, 401, 401, 429, 429]
 
 
 def test_separate_ipv6_networks_and_ipv4_mapped_callers_keep_their_own_keys(serve):
