@@ -27,17 +27,23 @@ class MongoJobReceiptRepository(MongoGenericRepository):
     collection_name = "job_receipts"
     string_ids = True
 
-    def claim(self, key: str, *, queue: str, job_id: str, lease_s: float, retention_s: float) -> ClaimOutcome:
-        """`claimed` when the caller now holds the job (new, or a previous holder's lease ran out);
-        `done` when it already succeeded; `busy` while another consumer's lease is live."""
+    def claim(self, key: str, *, queue: str, job_id: str, message_id: str, lease_s: float,
+              retention_s: float) -> ClaimOutcome:
+        """`claimed` when the caller now holds the job: new, a previous holder's lease ran out, or the holder
+        held this very message (`message_id`): the queue hands a message out again only once the previous
+        delivery's visibility has run out, so that holder is gone (crashed, or past functionTimeout) even if
+        its lease, which began a little later, has not quite run out. `done` when the job already succeeded;
+        `busy` while another message's consumer holds a live lease (its own message is retried if it fails)."""
         from pymongo.errors import DuplicateKeyError
 
         now = self._now()
         try:
             # No match for an existing done or leased receipt: the upsert then collides on _id.
             self.collection.update_one(
-                {"_id": key, "status": "running", "lease_until": {"$lte": now}},
-                {"$set": {"queue": queue, "job_id": job_id, "lease_until": now + timedelta(seconds=lease_s),
+                {"_id": key, "status": "running",
+                 "$or": [{"lease_until": {"$lte": now}}, {"message_id": message_id}]},
+                {"$set": {"queue": queue, "job_id": job_id, "message_id": message_id,
+                          "lease_until": now + timedelta(seconds=lease_s),
                           "claimed_at": now, "expires_at": now + timedelta(seconds=retention_s)},
                  "$inc": {"attempts": 1}},
                 upsert=True,

@@ -81,8 +81,8 @@ class JobRunner(BaseService):
         extra = {"queue": message.queue, "job_id": envelope.id, "message_id": message.id,
                  "dequeue_count": message.dequeue_count}
         with bound_request_id(envelope.request_id or envelope.id):
-            claim = self._receipts.claim(key, queue=message.queue, job_id=envelope.id, lease_s=self._lease_s,
-                                         retention_s=self._retention_s)
+            claim = self._receipts.claim(key, queue=message.queue, job_id=envelope.id, message_id=message.id,
+                                         lease_s=self._lease_s, retention_s=self._retention_s)
             if claim != "claimed":
                 outcome = "duplicate" if claim == "done" else "in_progress"
                 self._count(message.queue, outcome)

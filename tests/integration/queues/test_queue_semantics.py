@@ -171,6 +171,32 @@ async def test_a_redelivered_message_is_processed_once(backend, queue_name, core
     assert len(handled) == 1 and backend.count(queue_name) == 0
 
 
+class HostKilled(BaseException):
+    """Stands for kill -9 while the function runs: nothing after it runs (no release, no settle)."""
+
+
+async def test_a_job_whose_host_died_mid_run_runs_when_its_message_comes_back(backend, queue_name, core):
+    """The host dies while the function runs: the job's receipt stays claimed (its lease, functionTimeout long,
+    started after the message was received) and the message reappears when its visibility runs out. That
+    redelivery must run the job: deleting it as "held by another consumer" would lose the job, since the
+    consumer holding it is gone."""
+    QueueProducer(backend, encoding="base64").enqueue(queue_name, {"n": 1})
+    (held,) = backend.receive(queue_name, max_messages=1, visibility_timeout_s=30)
+
+    def dies(job: Job) -> None:
+        raise HostKilled
+
+    with pytest.raises(HostKilled):
+        core.services.jobs.run(InboundMessage(queue_name, held.id, decode_text(held.text, "base64"), held.dequeue_count),
+                               dies)
+    backend.release(queue_name, held.id, held.pop_receipt, visibility_timeout_s=0)  # its visibility ran out
+    handled: list[Job] = []
+    host, qf = host_for(backend, queue_name, lambda msg: core.services.jobs.run(inbound(queue_name, msg), handled.append))
+    await drain(host, qf)
+    assert [job.payload for job in handled] == [{"n": 1}]
+    assert backend.count(queue_name) == 0
+
+
 class RecordingMarket:
     """The real DataManager, recording which symbols each refresh asks for; a batch holding a
     `failing` symbol reports it failed with a transient outcome (502) the first `failures` times."""

@@ -72,12 +72,27 @@ def test_a_job_held_by_a_live_consumer_is_not_run_twice_until_its_lease_runs_out
     runner, _, clock = runner_parts
     key = f"unit-jobs:held-{next(_ids)}"
     receipts = MongoJobReceiptRepository(core.database.db, clock=clock)
-    assert receipts.claim(key, queue="unit-jobs", job_id="j", lease_s=60, retention_s=3600) == "claimed"  # crashed holder
+    assert receipts.claim(key, queue="unit-jobs", job_id="j", message_id="other-message", lease_s=60,
+                          retention_s=3600) == "claimed"  # crashed holder of another copy
     ran: list[Any] = []
     msg = message(dedupe_key=key.split(":", 1)[1])
     assert runner.run(msg, ran.append) == "in_progress" and ran == []
     clock.now += timedelta(seconds=61)
     assert runner.run(msg, ran.append) == "done" and len(ran) == 1
+
+
+def test_the_same_message_back_after_its_attempt_died_runs_although_the_lease_is_live(runner_parts, core):
+    """A holder that died (or whose release failed, e.g. the database blinked) leaves its claim leased; the queue
+    hands that message out again only after its visibility ran out, so its redelivery takes the job over."""
+    runner, _, clock = runner_parts
+    msg = message(dedupe_key=f"held-{next(_ids)}")
+    receipts = MongoJobReceiptRepository(core.database.db, clock=clock)
+    key = f"{msg.queue}:{Envelope.from_body(msg.body).dedupe_key}"
+    assert receipts.claim(key, queue=msg.queue, job_id="j", message_id=msg.id, lease_s=60, retention_s=3600) == "claimed"
+    ran: list[Any] = []
+    assert runner.run(InboundMessage(msg.queue, msg.id, msg.body, dequeue_count=2), ran.append) == "done"
+    assert len(ran) == 1
+    assert runner.run(InboundMessage(msg.queue, msg.id, msg.body, dequeue_count=3), ran.append) == "duplicate"
 
 
 def test_a_malformed_message_raises_so_it_ends_in_the_poison_queue(runner_parts):
