@@ -211,3 +211,22 @@ def test_without_storage_settings_queues_are_in_process_locally_and_an_error_els
     assert queue_description({}) == "in-process (memory, this process only)"
     azure = backend_for(resolve_queue_connection({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}), local=False)
     assert "emulator" in azure.description
+
+
+def test_a_queue_service_that_refuses_connections_fails_the_producer_within_seconds(monkeypatch):
+    """The producer runs inside HTTP requests (the admin route, later alerts and reports): with the Storage SDK's
+    own retry defaults (15 s, then 18 s, ...) a refused connection held the request for about 40 s. The real SDK
+    is driven against a loopback port nobody listens on; its retry waits are recorded instead of slept."""
+    from azure.core.pipeline.transport import HttpTransport
+
+    from devhost.queues import azurite_connection_string, free_port
+    from shared.errors import QueueUnavailable
+    from shared.queues.azure_storage import AzureStorageQueues
+
+    waits: list[float] = []
+    monkeypatch.setattr(HttpTransport, "sleep", lambda self, seconds: waits.append(seconds))  # every transport's
+    backend = AzureStorageQueues(resolve_queue_connection({"AzureWebJobsStorage": azurite_connection_string(free_port())}))
+    with pytest.raises(QueueUnavailable):
+        QueueProducer(backend, encoding="base64").enqueue("unit-refused", {"n": 1})
+    backend.close()
+    assert len(waits) == 2 and sum(waits) <= 2.0, waits  # it did retry, briefly
