@@ -343,7 +343,10 @@ def first_success(
 
     - An exception of a ``stop_on`` class (default ``NotFound`` and ``ValidationFailed``) ends the chain
       at once (the request itself is the answer: another provider would not change it) and counts as a
-      success for that provider's breaker.
+      success for that provider's breaker. Except a ``NotFound`` after an earlier link failed (anything but
+      ``unsupported``): a later link usually knows less than the one that could not be asked (a fallback's
+      narrower catalogue), so its "does not exist" is recorded as ``not_found`` and the chain goes on;
+      exhausted, it sums up as the earlier failure (``exhausted_error``).
     - Any other exception is classified (``outcome_of``), recorded on the breaker (``record_outcome``),
       logged without secrets (only the error's class and title) and the next link is tried.
     - A link whose breaker refuses is skipped as ``breaker_open`` (unless it is the last and
@@ -365,10 +368,13 @@ def first_success(
                 continue
         try:
             value = call(target)
-        except stop_on:
+        except stop_on as exc:
             breaker.record_success()
             if on_outcome:
                 on_outcome(name, NOT_FOUND)
+            if isinstance(exc, NotFound) and any(a.outcome != UNSUPPORTED for a in attempts):
+                attempts.append(Attempt(name, NOT_FOUND, exc.detail))
+                continue
             raise
         except Exception as exc:  # noqa: BLE001 - any provider failure means: classify it, try the next one
             outcome = record_outcome(breaker, exc)
@@ -402,9 +408,10 @@ def exhausted_error(
     ``UpstreamMisconfigured``; nobody offers it -> ``UpstreamUnsupported``; otherwise ``unavailable``.
     The provider named is the last one whose own outcome is the class answered (for ``unavailable``: the
     last that was unavailable or behind an open breaker, not a misconfigured one after it), else the last
-    that really failed; ``attempted`` lists every link's outcome.
+    that really failed; ``attempted`` lists every link's outcome. Links that do not offer ``what``, and links
+    that said ``not_found`` after an earlier failure (see ``first_success``), do not decide the class.
     """
-    real = [a for a in attempts if a.outcome != UNSUPPORTED]
+    real = [a for a in attempts if a.outcome not in (UNSUPPORTED, NOT_FOUND)]
     info = {"attempted": [a.as_dict() for a in attempts], **(extra or {})}
 
     def named(*outcomes: str) -> str | None:

@@ -76,12 +76,16 @@ class Loaders:
                        lambda v: [SymbolMatch.model_validate(m) for m in v], f"search {q!r}")
 
     def symbol(self, sym: str) -> Request[SymbolMatch]:
-        def load() -> tuple[Any, float]:
-            matches = self._chain.call("search", f"symbol {sym}", lambda p: p.search_symbols(sym, 10))
-            exact = next((m for m in matches if m.symbol.upper() == sym), None)
-            if exact is None:  # the providers answered, and none lists it
+        def exact(provider: Any) -> SymbolMatch:
+            # Per provider, so the chain weighs a provider's "not listed" like any NotFound (a fallback's, after
+            # the primary failed, does not make the symbol unknown).
+            match = next((m for m in provider.search_symbols(sym, 10) if m.symbol.upper() == sym), None)
+            if match is None:
                 raise NotFound(f"Unknown symbol {sym}", extra={"symbol": sym})
-            return exact.model_dump(mode="json"), self._cache.ttl_for("symbols")
+            return match
+
+        def load() -> tuple[Any, float]:
+            return self._chain.call("search", f"symbol {sym}", exact).model_dump(mode="json"), self._cache.ttl_for("symbols")
 
         return Request("symbols", self.key("symbol", sym), load, SymbolMatch.model_validate, f"symbol {sym}")
 

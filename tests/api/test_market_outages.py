@@ -182,3 +182,54 @@ def test_yahoo_outage_behind_offline_never_calls_a_real_symbol_unknown(tmp_path,
         assert r.status_code == 200 and r.json()["provenance"]["fallback_from"] == ["yahoo"], r.text
         items = client.get("/api/v1/market/quotes?symbols=AAPL,VOD.L", headers=ADMIN).json()["items"]
         assert items[0]["provenance"]["source"] == "offline" and items[1]["status"] == 502
+
+
+def _expire(client, symbol, *, revalidating):
+    """Make the cached quote of `symbol` no longer fresh: still inside its stale-while-revalidate window (served,
+    refreshed in the background) or past it (reloaded in the request)."""
+    import time
+
+    now = time.time()
+    env = cached_quote(client, symbol)
+    env.update(fetched_at=now - 3600, fresh_until=now - 1, swr_until=now + 600 if revalidating else now - 1)
+    client.core.cache.set_json(client.core.cache.key("market", "quote", symbol), env, ttl=86400)
+
+
+def _background_refreshes(client, n, polls=500):
+    """Wait until `n` background refreshes have finished (whatever their outcome); their counts."""
+    import time
+
+    for _ in range(polls):
+        done = {k: v for k, v in client.core.services.market.stats()["background_refresh"].items() if k != "scheduled"}
+        if sum(done.values()) >= n:
+            return done
+        time.sleep(0.01)
+    raise AssertionError("background refresh did not finish")
+
+
+def test_a_fallbacks_unknown_symbol_during_the_primarys_outage_is_not_an_unknown_symbol(tmp_path, yahoo):
+    """Yahoo down, and Alpha Vantage, asked next, does not list the symbol (`{"Global Quote": {}}` and no search
+    match: its answers for a symbol it lacks; its catalogue is narrower than Yahoo's). That says nothing about a
+    symbol the primary could not be asked about: 502 naming Yahoo, never 404, no negative entry, and a cached
+    quote keeps being served (stale) instead of being replaced by "unknown symbol"."""
+    av = FakeAlphaVantage({"GLOBAL_QUOTE": "global_quote_empty.json", "SYMBOL_SEARCH": Reply(200, {"bestMatches": []})})
+    settings = settings_for(tmp_path, "yahoo", "alpha_vantage", breaker_failure_threshold=100)
+    with serve(settings, **providers(settings, yahoo, av)) as client:
+        assert client.get("/api/v1/market/AAPL/quote", headers=ADMIN).json()["provenance"]["source"] == "yahoo"
+        yahoo.fail_data(SERVER_ERROR)
+
+        body = assert_problem(client.get("/api/v1/market/MSFT/quote", headers=ADMIN), 502, "market-data-unavailable")
+        assert body["provider"] == "yahoo", body
+        assert [(a["provider"], a["outcome"]) for a in body["attempted"]] == [("yahoo", "unavailable"),
+                                                                               ("alpha_vantage", "not_found")]
+        assert cached_quote(client, "MSFT") is None
+        assert assert_problem(client.get("/api/v1/symbols/RDDT", headers=ADMIN), 502)["provider"] == "yahoo"  # not seeded
+
+        _expire(client, "AAPL", revalidating=True)
+        assert client.get("/api/v1/market/AAPL/quote", headers=ADMIN).json()["provenance"]["stale"] is True
+        assert _background_refreshes(client, 1) == {"failed": 1}
+        assert "not_found" not in cached_quote(client, "AAPL")  # the quote we had is still there
+        _expire(client, "AAPL", revalidating=False)  # asked in the request: the failure serves it stale
+        r = client.get("/api/v1/market/AAPL/quote", headers=ADMIN)
+        assert r.status_code == 200 and r.json()["provenance"]["stale"] is True, r.text
+        assert "yahoo (unavailable)" in r.json()["provenance"]["stale_reason"]

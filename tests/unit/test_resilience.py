@@ -93,6 +93,25 @@ def test_not_found_ends_the_chain_and_is_a_success_for_the_breaker():
     assert board.get("b") is None  # never asked
 
 
+def test_not_found_after_an_earlier_failure_does_not_end_the_chain():
+    """A fallback's "does not exist" after the primary could not be asked is no verdict on the subject: the chain
+    goes on and, exhausted, sums up as the primary's failure (never a NotFound)."""
+    board = BreakerBoard()
+    calls = {"a": _raise(UpstreamUnavailable("5xx")), "b": _raise(NotFound("not listed here")), "c": lambda _t: 42}
+    res = first_success([(n, n) for n in "abc"], lambda n: calls[n](n), board)
+    assert res.value == 42 and res.failed == ["a", "b"]
+    assert board["b"].snapshot()["consecutive_failures"] == 0  # a healthy answer for b's breaker
+    with pytest.raises(ChainExhausted) as ei:
+        first_success([(n, n) for n in "ab"], lambda n: calls[n](n), board)
+    assert [(a.name, a.outcome) for a in ei.value.attempts] == [("a", "unavailable"), ("b", "not_found")]
+    err = exhausted_error(ei.value.attempts, "quote X")
+    assert isinstance(err, UpstreamUnavailable) and err.provider == "a"
+    # Not offering the data is no failure: a NotFound after it is still the answer.
+    calls["a"] = _raise(UpstreamUnsupported("no such data here"))
+    with pytest.raises(NotFound):
+        first_success([(n, n) for n in "abc"], lambda n: calls[n](n), board)
+
+
 def test_unexpected_exception_is_unavailable():
     board = BreakerBoard()
     with pytest.raises(ChainExhausted) as ei:
