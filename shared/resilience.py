@@ -87,6 +87,9 @@ class BreakerPolicy:
     half_open_max_calls: int = 1
     open_on_rate_limit: bool = True
     misconfigured_recheck_s: float = 900.0
+    # The longest an upstream's Retry-After may keep the breaker open: a bogus or hostile header (a year, "inf")
+    # must not take a provider out until the process restarts.
+    max_retry_after_s: float = 900.0
 
 
 class CircuitBreaker:
@@ -94,7 +97,8 @@ class CircuitBreaker:
 
     Guarantees:
     - Opens after ``failure_threshold`` consecutive failures, or at once on a rate-limit failure
-      (when ``open_on_rate_limit``), for ``cooldown_s`` or the upstream's Retry-After when longer.
+      (when ``open_on_rate_limit``), for ``cooldown_s`` or the upstream's Retry-After when longer (at most
+      ``max_retry_after_s``).
     - While open, ``allow()`` is False until the cool-down has passed; then it is half-open and lets at
       most ``half_open_max_calls`` probes through at a time. A probe's success closes it; a probe's
       failure re-opens it.
@@ -179,7 +183,8 @@ class CircuitBreaker:
                 if self._state != OPEN:
                     self._opens += 1
                 self._state = OPEN
-                wait = max(self.policy.cooldown_s, float(retry_after or 0.0))
+                asked = float(retry_after or 0.0)
+                wait = max(self.policy.cooldown_s, min(asked if not math.isnan(asked) else 0.0, self.policy.max_retry_after_s))
                 self._reopen_at = self._clock() + wait
                 self._probes = 0
 

@@ -233,3 +233,26 @@ def test_a_fallbacks_unknown_symbol_during_the_primarys_outage_is_not_an_unknown
         r = client.get("/api/v1/market/AAPL/quote", headers=ADMIN)
         assert r.status_code == 200 and r.json()["provenance"]["stale"] is True, r.text
         assert "yahoo (unavailable)" in r.json()["provenance"]["stale_reason"]
+
+
+@pytest.mark.parametrize("retry_after, expected", [
+    ("99999999", None),  # absurd: the breaker waits at most its cap
+    ("inf", None),
+    (None, 60),  # an HTTP date two minutes ahead (RFC 9110 10.2.3) is honoured: about 120 s
+])
+def test_yahoos_retry_after_is_read_like_every_upstreams_and_cannot_hold_the_breaker_open_for_good(
+        tmp_path, yahoo, retry_after, expected):
+    import email.utils
+    import time
+
+    header = retry_after or email.utils.formatdate(time.time() + 120, usegmt=True)
+    yahoo.fail_data(Reply(429, "Too Many Requests\r\n", {"content-type": "text/html", "Retry-After": header}))
+    settings = settings_for(tmp_path, "yahoo")
+    with serve(settings, **providers(settings, yahoo)) as client:
+        body = assert_problem(client.get("/api/v1/market/AAPL/quote", headers=ADMIN), 502, "upstream-rate-limited")
+        breaker = client.get("/api/health", headers=ADMIN).json()["components"]["market_data"]["details"]["providers"]["yahoo"]
+        assert breaker["state"] == "open"
+        cap = client.core.services.market.chain.breakers.policy.max_retry_after_s
+        assert breaker["retry_in_s"] <= cap
+        if expected is not None:
+            assert expected < body["retry_after"] <= 120 and expected < breaker["retry_in_s"] <= 120, (body, breaker)

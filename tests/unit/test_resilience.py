@@ -57,6 +57,16 @@ def test_rate_limit_retry_after_longer_than_cooldown_keeps_breaker_open():
     assert br.allow()
 
 
+@pytest.mark.parametrize("retry_after", [1e12, float("inf"), float("nan")])
+def test_an_absurd_retry_after_opens_the_breaker_for_at_most_its_cap(retry_after):
+    tick = Tick()
+    br = CircuitBreaker("p", BreakerPolicy(cooldown_s=5, max_retry_after_s=100), clock=tick)
+    br.record_failure(rate_limited=True, retry_after=retry_after)
+    assert 5 <= br.retry_in() <= 100
+    tick.t = 100
+    assert br.allow()
+
+
 def test_misconfigured_disables_until_recheck_and_failed_recheck_disables_again():
     tick = Tick()
     br = CircuitBreaker("av", BreakerPolicy(misconfigured_recheck_s=100), clock=tick)

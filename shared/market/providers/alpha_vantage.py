@@ -35,6 +35,7 @@ from shared.market.periods import date_range
 from shared.market.protocols import CacheLike
 from shared.market.providers._util import integer, num, to_datetime
 from shared.market.symbols import Listing, from_alpha_vantage, listing_currency, listing_of, normalize_currency, to_alpha_vantage
+from shared.resilience import retry_after_from
 
 NAME = "alpha_vantage"
 logger = logging.getLogger(__name__)
@@ -294,7 +295,7 @@ class AlphaVantageProvider:
             raise MarketDataUnavailable(f"Alpha Vantage request failed ({type(exc).__name__})", provider=NAME) from None
         if resp.status_code == 429:
             raise UpstreamRateLimited("Alpha Vantage rate limited us", provider=NAME,
-                                      retry_after=num(resp.headers.get("Retry-After")))
+                                      retry_after=retry_after_from(resp.headers))
         if resp.status_code >= 400:
             raise MarketDataUnavailable(f"Alpha Vantage answered HTTP {resp.status_code}", provider=NAME)
         try:

@@ -25,6 +25,8 @@ from urllib.parse import parse_qsl, urlsplit
 from curl_cffi import requests as curl_requests
 from curl_cffi.requests.exceptions import Timeout
 
+from shared.resilience import retry_after_from
+
 # Hosts and paths that carry data. Cookie and consent pages (fc.yahoo.com famously answers 404 while setting
 # its cookie, guce/consent serve HTML) and the crumb endpoint are yfinance's plumbing: it tolerates their
 # failures and lets the data request decide.
@@ -145,11 +147,5 @@ def _exchange(method: str, path: str, key: str, response: Any) -> Exchange:
         err = inner.get("error") if isinstance(inner, dict) else None
         if isinstance(err, dict) and isinstance(err.get("code"), str):
             yahoo_error = err["code"]
-    retry_after = None
-    raw = response.headers.get("Retry-After") if status == 429 else None
-    if raw is not None:
-        try:
-            retry_after = max(0.0, float(raw))
-        except ValueError:
-            retry_after = None
+    retry_after = retry_after_from(response.headers) if status == 429 else None
     return Exchange(method, path, key, status, retry_after=retry_after, yahoo_error=yahoo_error, json_ok=json_ok)
