@@ -182,6 +182,11 @@ INTERNAL_ERROR_JSON = Reply(500, {"chart": {"result": None, "error": {"code": "I
 INVALID_CRUMB = Reply(401, {"finance": {"result": None, "error": {"code": "Unauthorized", "description": "Invalid Crumb"}}})
 TOO_MANY_REQUESTS = Reply(429, "Too Many Requests\r\n", {"content-type": "text/html"})
 TOO_MANY_REQUESTS_RETRY_AFTER = Reply(429, "Too Many Requests\r\n", {"content-type": "text/html", "Retry-After": "30"})
+# Yahoo's error object in an answer whose status says success. yfinance itself looks for it whatever the status
+# (base.py `get_shares_full`: `json_data["finance"]["error"]["code"]`; scrapers/quote.py `_fetch_complementary`);
+# the shape is the one Yahoo sends with its 4xx/5xx (`invalid_crumb.json`).
+ERROR_OBJECT_IN_200 = Reply(200, {"finance": {"result": None, "error": {"code": "Internal Server Error",
+                                                                        "description": "Service temporarily unavailable"}}})
 EMPTY_BODY = Reply(200, b"")
 MALFORMED_JSON = Reply(200, '{"chart": {"result": [{"meta": {"currency": "USD", "symb')
 

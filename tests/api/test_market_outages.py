@@ -12,6 +12,7 @@ from shared.market.providers.alpha_vantage import AlphaVantageProvider
 from shared.market.providers.yahoo import YahooProvider
 from tests.integration.faults.fault_support import ADMIN, assert_problem, make_settings, serve
 from tests.upstream import (
+    ERROR_OBJECT_IN_200,
     SERVER_ERROR,
     TOO_MANY_REQUESTS,
     FakeAlphaVantage,
@@ -256,3 +257,17 @@ def test_yahoos_retry_after_is_read_like_every_upstreams_and_cannot_hold_the_bre
         assert breaker["retry_in_s"] <= cap
         if expected is not None:
             assert expected < body["retry_after"] <= 120 and expected < breaker["retry_in_s"] <= 120, (body, breaker)
+
+
+def test_yahoos_error_object_in_a_200_is_a_failure_not_an_empty_answer(tmp_path, yahoo):
+    """Search and news come back from yfinance as [] for such an answer: that was "no match" (GET /symbols/X a 404)
+    and "no news" (an empty list, cached for the news TTL)."""
+    yahoo.fail_data(ERROR_OBJECT_IN_200)
+    settings = settings_for(tmp_path, "yahoo", breaker_failure_threshold=100)
+    with serve(settings, **providers(settings, yahoo)) as client:
+        body = assert_problem(client.get("/api/v1/symbols/RDDT", headers=ADMIN), 502, "market-data-unavailable")
+        assert body["provider"] == "yahoo" and "Internal Server Error" in body["attempted"][0]["error"], body
+        assert_problem(client.get("/api/v1/market/AAPL/news", headers=ADMIN), 502, "market-data-unavailable")
+        assert_problem(client.get("/api/v1/symbols?q=reddit", headers=ADMIN), 502, "market-data-unavailable")
+        yahoo.healthy()
+        assert client.get("/api/v1/market/AAPL/news", headers=ADMIN).json()["items"]  # nothing empty was cached

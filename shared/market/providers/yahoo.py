@@ -208,7 +208,8 @@ def outcome_of_exchanges(finals: Sequence["Exchange"], symbol: str | None = None
     """What Yahoo's answers prove about a call that produced no usable data; None when they prove nothing.
 
     Throttled (429) -> UpstreamRateLimited; no answer (timeout, reset), 5xx, 401/403 ("Invalid Crumb"), another
-    4xx without Yahoo's JSON error, or a 2xx body that is not JSON -> MarketDataUnavailable; 400/422 with
+    4xx without Yahoo's JSON error, a 2xx body that is not JSON or that carries Yahoo's error object (yfinance
+    makes ``[]`` of it for search and news) -> MarketDataUnavailable; 400/422 with
     Yahoo's JSON error (the request is outside what Yahoo serves, e.g. 1m bars beyond 8 days) ->
     UpstreamUnsupported; only a 404 carrying Yahoo's ``"Not Found"`` error code, and no failure beside it ->
     NotFound.
@@ -223,7 +224,8 @@ def outcome_of_exchanges(finals: Sequence["Exchange"], symbol: str | None = None
             return MarketDataUnavailable(f"Yahoo Finance {what}", provider=NAME)
     for e in finals:
         declined = e.status in (400, 422) and e.yahoo_error is not None
-        if (e.status >= 400 and e.status != 404 and not declined) or (e.status < 400 and not e.json_ok) or (e.status == 404 and e.yahoo_error is None):
+        failed_2xx = e.status < 400 and (not e.json_ok or e.yahoo_error is not None)
+        if (e.status >= 400 and e.status != 404 and not declined) or failed_2xx or (e.status == 404 and e.yahoo_error is None):
             code = f" ({e.yahoo_error})" if e.yahoo_error else "" if e.status >= 400 else " (not JSON)"
             return MarketDataUnavailable(f"Yahoo Finance answered HTTP {e.status}{code}", provider=NAME)
     declined_by = next((e for e in finals if e.status in (400, 422)), None)

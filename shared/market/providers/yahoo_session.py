@@ -70,7 +70,8 @@ class Observation:
 
     @property
     def failed(self) -> bool:
-        return any(ex.status is None or ex.status >= 400 or not ex.json_ok for ex in self.finals())
+        return any(ex.status is None or ex.status >= 400 or not ex.json_ok or ex.yahoo_error is not None
+                   for ex in self.finals())
 
 
 class YahooSession(curl_requests.Session):  # type: ignore[misc]  # curl_cffi's Session is untyped generic

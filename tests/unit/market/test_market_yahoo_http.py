@@ -13,6 +13,7 @@ from shared.errors import MarketDataUnavailable, NotFound, UpstreamRateLimited, 
 from shared.market.providers.yahoo import YahooProvider
 from tests.upstream import (
     EMPTY_BODY,
+    ERROR_OBJECT_IN_200,
     INTERNAL_ERROR_JSON,
     INVALID_CRUMB,
     MALFORMED_JSON,
@@ -47,6 +48,7 @@ FAULTS = {
     "429 retry-after": (lambda: TOO_MANY_REQUESTS_RETRY_AFTER, UpstreamRateLimited),
     "empty body": (lambda: EMPTY_BODY, MarketDataUnavailable),
     "malformed json": (lambda: MALFORMED_JSON, MarketDataUnavailable),
+    "200 with yahoo's error object": (lambda: ERROR_OBJECT_IN_200, MarketDataUnavailable),
 }
 
 
