@@ -271,3 +271,17 @@ def test_yahoos_error_object_in_a_200_is_a_failure_not_an_empty_answer(tmp_path,
         assert_problem(client.get("/api/v1/symbols?q=reddit", headers=ADMIN), 502, "market-data-unavailable")
         yahoo.healthy()
         assert client.get("/api/v1/market/AAPL/news", headers=ADMIN).json()["items"]  # nothing empty was cached
+
+
+def test_alpha_vantages_demo_key_is_misconfigured(tmp_path):
+    """`apikey=demo` (the key in Alpha Vantage's documentation URLs) answers "The **demo** API key is for demo
+    purposes only" for real symbols: our configuration, not an outage to retry every cool-down."""
+    av = FakeAlphaVantage(default="information_demo_key.json")
+    settings = settings_for(tmp_path, "alpha_vantage", "offline")
+    with serve(settings, **providers(settings, av=av)) as client:
+        for symbol in ("AAPL", "MSFT"):
+            r = client.get(f"/api/v1/market/{symbol}/quote", headers=ADMIN)
+            assert r.status_code == 200 and r.json()["provenance"]["fallback_from"] == ["alpha_vantage"], r.text
+        assert len(av.requests) == 1  # disabled after the first answer, not asked again per symbol
+        detail = client.get("/api/health", headers=ADMIN).json()["components"]["market_data"]["details"]
+        assert detail["misconfigured"] == ["alpha_vantage"], detail

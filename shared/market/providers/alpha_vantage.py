@@ -53,6 +53,7 @@ def check_payload(payload: Any, symbol: str | None = None) -> dict[str, Any]:
 
     - ``Note``, or an ``Information`` about request rates -> UpstreamRateLimited
     - ``Information`` about premium endpoints -> UpstreamMisconfigured (our plan lacks it; stop asking)
+    - ``Information`` about the API key (the documentation's ``demo`` key) -> UpstreamMisconfigured
     - ``Information`` "Invalid inputs" (NEWS_SENTIMENT for tickers it does not cover) -> UpstreamUnsupported
     - ``Error Message`` naming the ``apikey`` (invalid or missing key) -> UpstreamMisconfigured, for every symbol
     - any other ``Error Message`` -> NotFound when a symbol was asked (we only send well-formed calls, so it is
@@ -69,6 +70,8 @@ def check_payload(payload: Any, symbol: str | None = None) -> dict[str, Any]:
             raise UpstreamRateLimited("Alpha Vantage rate limit reached", provider=NAME)
         if "premium" in info.lower():
             raise UpstreamMisconfigured("That Alpha Vantage endpoint needs a premium plan", provider=NAME)
+        if "api key" in info.lower():  # "The **demo** API key is for demo purposes only..."
+            raise UpstreamMisconfigured(f"Alpha Vantage refuses the configured API key: {redact(info)[:120]}", provider=NAME)
         if "invalid inputs" in info.lower():
             raise UpstreamUnsupported(f"Alpha Vantage does not cover {symbol or 'that request'}", provider=NAME)
         raise MarketDataUnavailable(f"Alpha Vantage: {redact(info)[:200]}", provider=NAME)

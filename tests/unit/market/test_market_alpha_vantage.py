@@ -85,6 +85,7 @@ def test_symbol_search_in_our_spelling_with_the_exchange_not_the_region():
     ("information_burst.json", UpstreamRateLimited),
     ("note_legacy.json", UpstreamRateLimited),
     ("information_premium.json", UpstreamMisconfigured),
+    ("information_demo_key.json", UpstreamMisconfigured),
     ("information_invalid_inputs.json", UpstreamUnsupported),
     ("error_invalid_call.json", NotFound),
     ("error_invalid_call_global_quote.json", NotFound),
