@@ -409,8 +409,9 @@ def exhausted_error(
 ) -> UpstreamError:
     """The one error that sums up a chain where nobody answered ``what``.
 
-    All rate limited -> ``UpstreamRateLimited`` (retry-after: the soonest known); all misconfigured ->
-    ``UpstreamMisconfigured``; nobody offers it -> ``UpstreamUnsupported``; otherwise ``unavailable``.
+    All rate limited (misconfigured links aside: they answer nothing until fixed) -> ``UpstreamRateLimited``
+    (retry-after: the soonest known); all misconfigured -> ``UpstreamMisconfigured``; nobody offers it ->
+    ``UpstreamUnsupported``; otherwise ``unavailable``.
     The provider named is the last one whose own outcome is the class answered (for ``unavailable``: the
     last that was unavailable or behind an open breaker, not a misconfigured one after it), else the last
     that really failed; ``attempted`` lists every link's outcome. Links that do not offer ``what``, and links
@@ -426,9 +427,9 @@ def exhausted_error(
     outcomes = {a.effective_outcome for a in real}
     if not real:
         return UpstreamUnsupported(f"No configured provider offers {what}", provider=named(), extra=info)
-    if RATE_LIMITED in outcomes and outcomes <= {RATE_LIMITED, BREAKER_OPEN}:
-        waits = [a.retry_after for a in real if a.retry_after]
-        return UpstreamRateLimited(f"Every provider is rate limited for {what}", provider=named(RATE_LIMITED),
+    if RATE_LIMITED in outcomes and outcomes <= {RATE_LIMITED, BREAKER_OPEN, MISCONFIGURED}:
+        waits = [a.retry_after for a in real if a.retry_after and a.effective_outcome != MISCONFIGURED]
+        return UpstreamRateLimited(f"Every provider that could answer {what} is rate limited", provider=named(RATE_LIMITED),
                                    retry_after=min(waits) if waits else None, extra=info)
     if outcomes == {MISCONFIGURED}:
         return UpstreamMisconfigured(f"Every provider for {what} is misconfigured", provider=named(), extra=info)

@@ -285,3 +285,16 @@ def test_alpha_vantages_demo_key_is_misconfigured(tmp_path):
         assert len(av.requests) == 1  # disabled after the first answer, not asked again per symbol
         detail = client.get("/api/health", headers=ADMIN).json()["components"]["market_data"]["details"]
         assert detail["misconfigured"] == ["alpha_vantage"], detail
+
+
+def test_rate_limited_primary_and_misconfigured_fallback_answer_as_rate_limited(tmp_path, yahoo):
+    """Yahoo throttles us and Alpha Vantage rejects our key: the answer is Yahoo's rate limit (with when to come
+    back), not "unavailable" naming the provider whose configuration is wrong."""
+    yahoo.fail_data(Reply(429, "Too Many Requests\r\n", {"content-type": "text/html", "Retry-After": "30"}))
+    av = FakeAlphaVantage(default="error_invalid_apikey.json")
+    settings = settings_for(tmp_path, "yahoo", "alpha_vantage")
+    with serve(settings, **providers(settings, yahoo, av)) as client:
+        for _ in range(2):  # the first asks both; the second finds both breakers open
+            body = assert_problem(client.get("/api/v1/market/AAPL/quote", headers=ADMIN), 502, "upstream-rate-limited")
+            assert body["provider"] == "yahoo" and body["outcome"] == "rate_limited" and 0 < body["retry_after"] <= 60, body
+            assert [a["outcome"] for a in body["attempted"]][1] == "misconfigured"

@@ -168,6 +168,9 @@ def test_exhausted_error_classes():
     assert isinstance(err, UpstreamUnavailable) and err.provider == "p0"
     err = exhausted_error(attempts(UpstreamRateLimited(), UpstreamUnsupported("etf")), "quote AAPL")
     assert isinstance(err, UpstreamRateLimited) and err.provider == "p0"
+    # A misconfigured link answers nothing until fixed: the others' rate limit is the answer, named after them.
+    err = exhausted_error(attempts(UpstreamRateLimited(retry_after=9), UpstreamMisconfigured("bad key")), "quote AAPL")
+    assert isinstance(err, UpstreamRateLimited) and err.provider == "p0" and err.retry_after == 9
 
 
 def test_breaker_opened_by_a_rate_limit_still_reads_as_rate_limited():
