@@ -173,6 +173,8 @@ class CircuitBreaker:
     def record_failure(self, *, rate_limited: bool = False, retry_after: float | None = None, error: str | None = None) -> None:
         with self._lock:
             self._failures += 1
+            if self._state == DISABLED:
+                return  # a call let through before it was disabled: the misconfiguration stands, with its reason
             self._last_error = error
             self._last_outcome = RATE_LIMITED if rate_limited else UNAVAILABLE
             probing = self._state in (HALF_OPEN, DISABLED + "_probe")
@@ -393,6 +395,9 @@ def first_success(
             if on_outcome:
                 on_outcome(name, outcome)
             continue
+        except BaseException:
+            breaker.release()  # interrupted (not the dependency's verdict): a half-open probe slot must not leak
+            raise
         breaker.record_success()
         if on_outcome:
             on_outcome(name, OK)

@@ -82,6 +82,36 @@ def test_misconfigured_disables_until_recheck_and_failed_recheck_disables_again(
     assert br.allow()
 
 
+def test_a_late_failure_does_not_turn_a_disabled_breaker_into_an_open_one():
+    """Calls let through before the provider was found misconfigured fail afterwards (throttled, timed out): the
+    breaker stays disabled with its reason (health keeps saying misconfigured), not open for a mere cool-down."""
+    tick = Tick()
+    br = CircuitBreaker("av", BreakerPolicy(cooldown_s=5, misconfigured_recheck_s=100), clock=tick)
+    assert br.allow() and br.allow() and br.allow()  # calls in flight
+    br.record_misconfigured("apikey invalid")
+    br.record_failure(rate_limited=True, error="throttled")
+    br.record_failure(error="timeout")
+    snap = br.snapshot()
+    assert snap["state"] == "disabled" and snap["misconfigured"] and snap["last_error"] == "apikey invalid"
+    assert br.retry_in() == 100
+
+
+def test_an_interrupted_probe_gives_its_half_open_slot_back():
+    """A probe interrupted by something that is not the dependency's answer (a BaseException: the worker stopping)
+    must not keep the only half-open slot: the breaker would refuse every call for good."""
+    tick = Tick()
+    board = BreakerBoard(BreakerPolicy(failure_threshold=1, cooldown_s=5), clock=tick)
+    board["a"].record_failure()
+    tick.t = 5
+
+    class Interrupted(BaseException):
+        pass
+
+    with pytest.raises(Interrupted):
+        first_success([("a", 1)], _raise(Interrupted()), board)
+    assert board["a"].allow()
+
+
 def test_first_success_falls_back_and_lists_who_failed():
     board = BreakerBoard()
     seen: list[tuple[str, str]] = []
