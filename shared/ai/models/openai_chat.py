@@ -64,6 +64,8 @@ def translate_openai_error(exc: BaseException, provider: str) -> ApiError:
     status = getattr(exc, "status_code", None)
     if isinstance(exc, openai.ContentFilterFinishReasonError) or code in _FILTER_CODES or "content management policy" in message:
         return ContentFiltered("The model provider's content filter blocked this request.", extra={"provider": provider})
+    if isinstance(exc, AnswerTooLong):
+        return ModelUnavailable(f"{provider} did not finish its answer within {exc.limit_s:g} s", provider=provider)
     if isinstance(exc, openai.APITimeoutError):
         return ModelUnavailable(f"{provider} timed out", provider=provider)
     if isinstance(exc, openai.APIConnectionError):
@@ -94,6 +96,43 @@ def translate_openai_error(exc: BaseException, provider: str) -> ApiError:
     if isinstance(exc, ValueError):  # a chunk that is not JSON
         return ModelUnavailable(f"{provider} sent a malformed stream", provider=provider)
     return ModelUnavailable(f"{provider} stream failed: {type(exc).__name__}", provider=provider)
+
+
+class AnswerTooLong(Exception):
+    """A response body that did not end within the answer's time limit (raised while it is read)."""
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(f"no complete answer within {limit_s:g} s")
+        self.limit_s = limit_s
+
+
+def _bounded_answers(limit_s: float, clock: Callable[[], float]) -> Callable[[Any], None]:
+    """An httpx response hook: each response body must end within `limit_s` of its headers.
+
+    Checked on every chunk read from the connection, so bytes the SDK reads and drops count too: a server that
+    sends only SSE comments (": ping", OpenRouter's ": OPENROUTER PROCESSING") never falls silent, yet no event
+    reaches the caller to notice the time passing.
+    """
+    import httpx2  # the openai SDK's HTTP client, loaded with it
+
+    class Bounded(httpx2.SyncByteStream):
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+            self._deadline = clock() + limit_s
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self._inner:
+                if clock() > self._deadline:
+                    raise AnswerTooLong(limit_s)
+                yield chunk
+
+        def close(self) -> None:
+            self._inner.close()
+
+    def hook(response: Any) -> None:
+        response.stream = Bounded(response.stream)
+
+    return hook
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -191,6 +230,14 @@ class OpenAIChat(BaseModelClient):
         return Timeout(s.stream_timeout_s, connect=s.connect_timeout_s, read=s.first_token_timeout_s,
                        pool=s.connect_timeout_s)
 
+    def _http_client(self) -> Any:
+        """The SDK's own HTTP client (its defaults, proxies from the environment) with the whole-answer bound:
+        httpx has none (its `read` timeout bounds each silence, not an answer)."""
+        from openai import DefaultHttpxClient
+
+        return DefaultHttpxClient(timeout=self._timeout(), event_hooks={
+            "response": [_bounded_answers(self._settings.stream_timeout_s, self._clock)]})
+
     def _make_client(self) -> Any:
         from openai import OpenAI  # heavy: imported on first use only
 
@@ -199,7 +246,8 @@ class OpenAIChat(BaseModelClient):
             api_key = entra_token_provider(self._entra_scope)
         else:
             api_key = self._api_key or "not-needed"  # OpenAI-compatible local servers often need no key
-        return OpenAI(api_key=api_key, base_url=self._base_url, timeout=self._timeout(), max_retries=0)
+        return OpenAI(api_key=api_key, base_url=self._base_url, timeout=self._timeout(), max_retries=0,
+                      http_client=self._http_client())
 
     @property
     def client(self) -> Any:
@@ -267,7 +315,6 @@ class OpenAIChat(BaseModelClient):
         finish_reason: str | None = None
         failure: ApiError | None = None
         cause: BaseException | None = None
-        deadline = self._clock() + self._settings.stream_timeout_s
         try:
             try:
                 for chunk in stream:
@@ -283,9 +330,6 @@ class OpenAIChat(BaseModelClient):
                                 _add_fragment(calls, slots, fragment)
                         if choice.finish_reason:
                             finish_reason = choice.finish_reason
-                    if self._clock() > deadline:
-                        raise ModelUnavailable(f"{self.provider} did not finish its answer within "
-                                               f"{self._settings.stream_timeout_s:g} s", provider=self.provider)
             except Exception as exc:  # GeneratorExit (the consumer closed us) is not an Exception: it passes
                 failure = translate_openai_error(exc, self.provider)
                 cause = exc if failure is not exc else None
@@ -329,6 +373,7 @@ class AzureOpenAIChat(OpenAIChat):
             "api_version": self._api_version,
             "timeout": self._timeout(),
             "max_retries": 0,
+            "http_client": self._http_client(),
         }
         if self._entra_scope:
             kw["azure_ad_token_provider"] = entra_token_provider(self._entra_scope)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from ai_fakes import make_settings, openai_settings
-from fake_openai import error_reply, raw_reply, record_sdk_retry_waits, reset_reply, sse_fixture, text_reply, tool_reply
+from fake_openai import Reply, error_reply, raw_reply, record_sdk_retry_waits, reset_reply, sse_fixture, text_reply, tool_reply
 
 from shared.ai.factory import ModelFactory
 from shared.ai.models.openai_chat import AzureOpenAIChat, OpenAIChat
@@ -281,6 +281,20 @@ def test_answer_longer_than_the_stream_timeout_is_cut(fake_openai):
             got.append(ev)
     assert "did not finish its answer within 0.1 s" in ei.value.detail
     assert 0 < len([e for e in got if e.type == "delta"]) < 40
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure_openai"])
+def test_keep_alive_comments_do_not_stretch_an_answer_past_the_stream_timeout(fake_openai, kind):
+    """Servers and proxies send SSE comments while a model thinks (": ping"; OpenRouter's ": OPENROUTER PROCESSING"),
+    which the SDK reads and skips: no event reached the client, so it never checked the time, and a server pinging
+    for ever held the chat (and its stream slot) for ever. 200 pings over about 4 s, and no data."""
+    fake_openai.push(Reply(sse=": ping\n\n" * 200, chunk_delay=0.02))
+    limits = ModelClientSettings(first_token_timeout_s=2.0, stream_timeout_s=0.3, max_retries=0)
+    client = client_for(fake_openai, stream_timeout_s=0.3) if kind == "openai" else AzureOpenAIChat(
+        endpoint=fake_openai.root_url, deployment="dep", api_version="2024-10-21", api_key="k", settings=limits)
+    with pytest.raises(ModelUnavailable) as ei:
+        events(client)
+    assert "did not finish its answer within 0.3 s" in ei.value.detail
 
 
 def test_stream_cut_mid_answer_raises_after_partial_text(fake_openai):
