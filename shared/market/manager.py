@@ -29,7 +29,7 @@ from shared.market.models import Fundamentals, History, IndicatorSeries, News, Q
 from shared.market.protocols import CacheLike, SingleFlightLike, SnapshotSink
 from shared.market.swr import SwrCache
 from shared.market.symbols import normalize_symbol
-from shared.resilience import BreakerBoard, BreakerPolicy
+from shared.resilience import BreakerBoard, BreakerPolicy, outcome_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from shared.config.models import Settings
@@ -153,7 +153,9 @@ class DataManager:
     def refresh_quotes(self, symbols: Sequence[str] | None = None) -> dict[str, Any]:
         """Warm the quote cache (timer): symbols not fresh are fetched in batches of ``refresh_batch_size``.
 
-        Returns a summary: symbols, batches, upstream_calls, refreshed, skipped_fresh, failures, duration_ms.
+        Returns a summary: symbols, batches, upstream_calls, refreshed, skipped_fresh, failures (symbol -> "<status>
+        <title>"), outcomes (symbol -> outcome class of each upstream failure, ``shared.resilience.outcome_of``),
+        duration_ms.
         """
         started = time.perf_counter()
         calls_before = self.chain.upstream_calls()
@@ -170,8 +172,11 @@ class DataManager:
         stale = [s for s in wanted if not self.swr.fresh(self._load.key("quote", s))]
         size = max(1, min(MAX_BATCH, int(self._market.refresh_batch_size)))
         batches = [stale[i : i + size] for i in range(0, len(stale), size)]
+        outcomes: dict[str, str] = {}
         for batch in batches:
-            failures.update({s: f"{e.status} {e.title}" for s, e in self._load.quotes(batch).items()})
+            for s, e in self._load.quotes(batch).items():
+                failures[s] = f"{e.status} {e.title}"
+                outcomes[s] = outcome_of(e)
         return {
             "symbols": len(wanted),
             "batches": len(batches),
@@ -179,6 +184,7 @@ class DataManager:
             "refreshed": len(stale) - sum(1 for s in stale if s in failures),
             "skipped_fresh": len(wanted) - len(stale),
             "failures": failures,
+            "outcomes": outcomes,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         }
 

@@ -18,6 +18,7 @@ from shared.errors import MarketDataUnavailable, ValidationFailed
 from shared.market import normalize_symbol
 from shared.market.args import MAX_BATCH
 from shared.queues import MARKET_REFRESH
+from shared.resilience import RATE_LIMITED, UNAVAILABLE
 from shared.services.base import BaseService
 from shared.services.jobs import Job
 
@@ -33,15 +34,13 @@ class MarketRefreshBatch(BaseModel):
     symbols: list[str] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-def retryable_failures(failures: dict[str, str]) -> dict[str, str]:
-    """The failures worth another attempt: 429 and 5xx outcomes. `DataManager.refresh_quotes` reports
-    each failed symbol as "<status> <title>"; 404 (no such symbol) and invalid symbols stay failed."""
-    out: dict[str, str] = {}
-    for symbol, reason in failures.items():
-        head = reason.split(" ", 1)[0]
-        if head.isdigit() and (int(head) >= 500 or int(head) == 429):
-            out[symbol] = reason
-    return out
+def retryable_failures(summary: dict[str, Any]) -> dict[str, str]:
+    """The failures of a `DataManager.refresh_quotes` summary worth another attempt: a provider rate limited or
+    unavailable. A misconfigured provider (skipped until its configuration changes), a symbol no provider offers,
+    an unknown or invalid symbol stay failed: retried, they would only end in the poison queue."""
+    outcomes: dict[str, str] = summary.get("outcomes") or {}
+    return {symbol: reason for symbol, reason in summary["failures"].items()
+            if outcomes.get(symbol) in (RATE_LIMITED, UNAVAILABLE)}
 
 
 class MarketRefreshService(BaseService):
@@ -89,16 +88,17 @@ class MarketRefreshService(BaseService):
     def refresh_batch(self, job: Job) -> dict[str, Any]:
         """Refresh the quotes of one queued batch that are not fresh in the cache.
 
-        Raises MarketDataUnavailable when a symbol failed with a transient outcome (the message is
-        retried; symbols refreshed meanwhile are fresh and skipped); ValidationFailed for a payload
-        that is not a batch. Symbols the provider does not know are logged and not retried.
+        Raises MarketDataUnavailable when a symbol failed with a transient outcome, a provider rate limited
+        or unavailable (the message is retried; symbols refreshed meanwhile are fresh and skipped);
+        ValidationFailed for a payload that is not a batch. Other failures (unknown symbols, a provider
+        misconfigured or not offering the symbol) are logged and not retried.
         """
         try:
             batch = MarketRefreshBatch.model_validate(job.payload)
         except ValueError as exc:
             raise ValidationFailed(f"not a market-refresh batch: {exc}") from None
         summary: dict[str, Any] = self._market.refresh_quotes(batch.symbols)
-        retry = retryable_failures(summary["failures"])
+        retry = retryable_failures(summary)
         self.logger.info(
             "market refresh %s batch %d/%d: %d symbols, %d refreshed, %d fresh, %d upstream calls, %d failures, %.0f ms",
             batch.run_id, batch.batch + 1, batch.batches, summary["symbols"], summary["refreshed"],

@@ -213,7 +213,8 @@ class RecordingMarket:
         flaky = self._failing & set(symbols)
         if flaky and self._failures > 0:
             self._failures -= 1
-            return {**summary, "failures": {s: "502 Market data unavailable" for s in flaky}}
+            return {**summary, "failures": {s: "502 Market data unavailable" for s in flaky},
+                    "outcomes": {s: "unavailable" for s in flaky}}
         return summary
 
 
@@ -274,6 +275,36 @@ async def test_a_failing_batch_retries_alone(backend, core, watched_symbols, que
     assert batches[flaky_batch] == 3  # two transient failures, then success: within maxDequeueCount
     assert all(n == 1 for b, n in batches.items() if b != flaky_batch)  # the other batches ran once
     assert len(failed) == 2 and flaky in failed[0]
+    assert backend.count(queue_name) == 0 and poison_count(backend, queue_name) == 0
+
+
+@pytest.mark.parametrize("answer, core_symbols", [
+    ("error_invalid_apikey.json", ["AAPL", "MSFT"]),  # the key is rejected: 503 misconfigured
+    ("global_quote_empty.json", ["0700.HK", "9988.HK"]),  # an exchange it does not list: 502 unsupported
+])
+async def test_a_batch_that_a_retry_cannot_fix_is_not_retried_into_the_poison_queue(backend, core, queue_name, answer,
+                                                                                     core_symbols):
+    """The only provider is misconfigured, or does not offer the symbols. Retrying changes nothing (the breaker
+    refuses without a call; the exchange stays unlisted), so each batch runs once and its failures are logged;
+    retried, every batch of every run ended in the poison queue, drowning the ones that need a look."""
+    from shared.market.factory import build_data_manager
+    from shared.market.providers.alpha_vantage import AlphaVantageProvider
+    from tests.upstream import FakeAlphaVantage
+
+    settings = core.settings.model_copy(update={"market": core.settings.market.model_copy(update={
+        "providers": {kind: ["alpha_vantage"] for kind in ("quote", "history", "fundamentals", "news", "search")},
+        "core_symbols": core_symbols})})
+    av = AlphaVantageProvider(api_key="AVTESTKEY", cache=core.cache, transport=FakeAlphaVantage(default=answer).transport,
+                              daily_quota=100_000)  # other tests' watchlists add symbols: stay clear of the free tier's 25
+    market = RecordingMarket(build_data_manager(settings, core.cache, core.services.singleflight,
+                                                providers={"alpha_vantage": av}))
+    service = MarketRefreshService(settings=settings, repos=core.repos, market=market, queue=queue_name,
+                                   queues=QueueProducer(backend, encoding="base64"))
+    summary = service.fan_out()
+    host, qf = host_for(backend, queue_name, lambda msg: core.services.jobs.run(inbound(queue_name, msg),
+                                                                                 service.refresh_batch))
+    await drain(host, qf)
+    assert len(market.calls) == summary["batches"]  # each batch ran once
     assert backend.count(queue_name) == 0 and poison_count(backend, queue_name) == 0
 
 
