@@ -78,6 +78,45 @@ def retry_after_from(headers: Mapping[str, str] | None, *, now: Callable[[], flo
     return max(0.0, when.timestamp() - now())
 
 
+class BodyTooSlow(Exception):
+    """A response body that was not read to its end within its time limit (raised while it is read)."""
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(f"response not complete within {limit_s:g} s")
+        self.limit_s = limit_s
+
+
+def body_deadline_hook(stream_base: type, limit_s: float, *,
+                       clock: Callable[[], float] = time.monotonic) -> Callable[[Any], None]:
+    """A response event hook for httpx-style clients (httpx, and httpx2 under the openai SDK: `stream_base` is
+    that library's ``SyncByteStream``): each response body must be read to its end within `limit_s` of its
+    headers, else reading it raises ``BodyTooSlow``.
+
+    Their timeouts bound each wait for the next bytes, never a whole body: a peer that trickles a byte now and
+    then (a slowloris, a stuck proxy), or a stream of SSE keep-alive comments that an SDK reads and drops, would
+    otherwise hold the call for as long as it likes. Checked on every chunk read from the connection.
+    """
+
+    class Bounded(stream_base):  # type: ignore[misc]  # the client library's own base class
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+            self._deadline = clock() + limit_s
+
+        def __iter__(self) -> Any:
+            for chunk in self._inner:
+                if clock() > self._deadline:
+                    raise BodyTooSlow(limit_s)
+                yield chunk
+
+        def close(self) -> None:
+            self._inner.close()
+
+    def hook(response: Any) -> None:
+        response.stream = Bounded(response.stream)
+
+    return hook
+
+
 @dataclass(frozen=True)
 class BreakerPolicy:
     """When a breaker opens and how it probes. Defaults suit a remote API called per request."""

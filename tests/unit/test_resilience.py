@@ -266,3 +266,27 @@ def test_stop_on_ends_the_chain_for_the_given_classes():
     with pytest.raises(RequestRejected):
         first_success([("a", 1), ("b", 2)], _raise(RequestRejected()), board, stop_on=(RequestRejected,))
     assert board.get("b") is None and board["a"].state == "closed"
+
+
+def test_body_deadline_hook_bounds_a_whole_body_not_each_read():
+    """Every chunk arrives quickly enough for a per-read timeout; the body as a whole does not (a clock that moves a
+    second per chunk). Real httpx client, in-memory transport."""
+    import httpx
+
+    from shared.resilience import BodyTooSlow, body_deadline_hook
+
+    now = [0.0]
+
+    def trickle(request: httpx.Request):
+        def chunks():
+            for _ in range(int(request.url.params["chunks"])):
+                now[0] += 1.0
+                yield b"x"
+        return httpx.Response(200, content=chunks())
+
+    hook = body_deadline_hook(httpx.SyncByteStream, 3.5, clock=lambda: now[0])
+    with httpx.Client(transport=httpx.MockTransport(trickle), event_hooks={"response": [hook]}) as client:
+        with pytest.raises(BodyTooSlow) as ei:
+            client.get("http://upstream.test/?chunks=10")
+        assert ei.value.limit_s == 3.5 and now[0] == 4.0  # cut at the first chunk past the limit
+        assert client.get("http://upstream.test/?chunks=3").content == b"xxx"  # within it: untouched

@@ -28,7 +28,7 @@ from shared.errors import (
     UpstreamRateLimited,
     ValidationFailed,
 )
-from shared.resilience import retry_after_from
+from shared.resilience import BodyTooSlow, body_deadline_hook, retry_after_from
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def translate_openai_error(exc: BaseException, provider: str) -> ApiError:
     status = getattr(exc, "status_code", None)
     if isinstance(exc, openai.ContentFilterFinishReasonError) or code in _FILTER_CODES or "content management policy" in message:
         return ContentFiltered("The model provider's content filter blocked this request.", extra={"provider": provider})
-    if isinstance(exc, AnswerTooLong):
+    if isinstance(exc, BodyTooSlow):
         return ModelUnavailable(f"{provider} did not finish its answer within {exc.limit_s:g} s", provider=provider)
     if isinstance(exc, openai.APITimeoutError):
         return ModelUnavailable(f"{provider} timed out", provider=provider)
@@ -96,43 +96,6 @@ def translate_openai_error(exc: BaseException, provider: str) -> ApiError:
     if isinstance(exc, ValueError):  # a chunk that is not JSON
         return ModelUnavailable(f"{provider} sent a malformed stream", provider=provider)
     return ModelUnavailable(f"{provider} stream failed: {type(exc).__name__}", provider=provider)
-
-
-class AnswerTooLong(Exception):
-    """A response body that did not end within the answer's time limit (raised while it is read)."""
-
-    def __init__(self, limit_s: float) -> None:
-        super().__init__(f"no complete answer within {limit_s:g} s")
-        self.limit_s = limit_s
-
-
-def _bounded_answers(limit_s: float, clock: Callable[[], float]) -> Callable[[Any], None]:
-    """An httpx response hook: each response body must end within `limit_s` of its headers.
-
-    Checked on every chunk read from the connection, so bytes the SDK reads and drops count too: a server that
-    sends only SSE comments (": ping", OpenRouter's ": OPENROUTER PROCESSING") never falls silent, yet no event
-    reaches the caller to notice the time passing.
-    """
-    import httpx2  # the openai SDK's HTTP client, loaded with it
-
-    class Bounded(httpx2.SyncByteStream):
-        def __init__(self, inner: Any) -> None:
-            self._inner = inner
-            self._deadline = clock() + limit_s
-
-        def __iter__(self) -> Iterator[bytes]:
-            for chunk in self._inner:
-                if clock() > self._deadline:
-                    raise AnswerTooLong(limit_s)
-                yield chunk
-
-        def close(self) -> None:
-            self._inner.close()
-
-    def hook(response: Any) -> None:
-        response.stream = Bounded(response.stream)
-
-    return hook
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -233,10 +196,11 @@ class OpenAIChat(BaseModelClient):
     def _http_client(self) -> Any:
         """The SDK's own HTTP client (its defaults, proxies from the environment) with the whole-answer bound:
         httpx has none (its `read` timeout bounds each silence, not an answer)."""
+        import httpx2  # the SDK's HTTP library, loaded with it
         from openai import DefaultHttpxClient
 
-        return DefaultHttpxClient(timeout=self._timeout(), event_hooks={
-            "response": [_bounded_answers(self._settings.stream_timeout_s, self._clock)]})
+        return DefaultHttpxClient(timeout=self._timeout(), event_hooks={"response": [
+            body_deadline_hook(httpx2.SyncByteStream, self._settings.stream_timeout_s, clock=self._clock)]})
 
     def _make_client(self) -> Any:
         from openai import OpenAI  # heavy: imported on first use only

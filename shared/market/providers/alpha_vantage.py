@@ -35,7 +35,7 @@ from shared.market.periods import date_range
 from shared.market.protocols import CacheLike
 from shared.market.providers._util import integer, num, to_datetime
 from shared.market.symbols import Listing, from_alpha_vantage, listing_currency, listing_of, normalize_currency, to_alpha_vantage
-from shared.resilience import retry_after_from
+from shared.resilience import BodyTooSlow, body_deadline_hook, retry_after_from
 
 NAME = "alpha_vantage"
 logger = logging.getLogger(__name__)
@@ -223,7 +223,8 @@ def normalize_search(payload: dict[str, Any], limit: int = 10) -> list[SymbolMat
 
 # -- adapter ---------------------------------------------------------------------------------
 class AlphaVantageProvider:
-    """Alpha Vantage adapter; daily bars only (intraday is premium), one HTTP call per method call."""
+    """Alpha Vantage adapter; daily bars only (intraday is premium), one HTTP call per method call, each done
+    within ``timeout_s`` in all (however slowly the answer trickles in)."""
 
     name = NAME
 
@@ -260,7 +261,9 @@ class AlphaVantageProvider:
             if self._client is None:
                 import httpx
 
-                self._client = httpx.Client(timeout=self._timeout, transport=self._transport)
+                # httpx's timeout bounds each wait for bytes; the hook bounds the whole answer by the same figure.
+                self._client = httpx.Client(timeout=self._timeout, transport=self._transport, event_hooks={
+                    "response": [body_deadline_hook(httpx.SyncByteStream, self._timeout)]})
             return self._client
 
     def quota_key(self) -> str:
@@ -292,7 +295,7 @@ class AlphaVantageProvider:
         query = {"function": function, **params, "apikey": self._key}
         try:
             resp = self._http().get(self._base_url, params=query)
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, BodyTooSlow):
             raise MarketDataUnavailable("Alpha Vantage timed out", provider=NAME) from None
         except httpx.HTTPError as exc:
             raise MarketDataUnavailable(f"Alpha Vantage request failed ({type(exc).__name__})", provider=NAME) from None

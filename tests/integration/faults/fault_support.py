@@ -58,7 +58,7 @@ def closed_port() -> int:
 
 
 class HungServer:
-    """Accepts TCP connections on loopback and never answers (a hung peer)."""
+    """Accepts TCP connections on loopback and never answers (a hung peer). Subclasses answer in `_handle`."""
 
     def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -77,7 +77,11 @@ class HungServer:
                 conn, _ = self._sock.accept()
             except (TimeoutError, OSError):
                 continue
-            self._conns.append(conn)  # held open, never read or written
+            self._conns.append(conn)
+            self._handle(conn)
+
+    def _handle(self, conn: socket.socket) -> None:
+        """Held open, never read or written."""
 
     def __enter__(self) -> "HungServer":
         self._thread.start()
@@ -91,10 +95,34 @@ class HungServer:
         self._sock.close()
 
 
+class TricklingServer(HungServer):
+    """Answers each HTTP request with a 200 whose body it sends one byte every `every_s` seconds (a slowloris
+    peer: never silent long enough for a read timeout). `sent` counts the body bytes that went out."""
+
+    def __init__(self, body: bytes, every_s: float, content_type: str = "application/json") -> None:
+        super().__init__()
+        self._body, self._every, self._type = body, every_s, content_type
+        self.sent = 0
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.recv(65536)
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {self._type}\r\nContent-Length: {len(self._body)}\r\n\r\n"
+        try:
+            conn.sendall(head.encode())
+            for byte in self._body:
+                if self._stop.wait(self._every):
+                    return
+                conn.sendall(bytes([byte]))
+                self.sent += 1
+        except OSError:  # the client gave up
+            pass
+
+
 def timed(fn, *args: Any, **kw: Any) -> tuple[Any, float]:
     started = time.perf_counter()
     result = fn(*args, **kw)
     return result, time.perf_counter() - started
 
 
-__all__ = ["ADMIN", "ADMIN_KEY", "HungServer", "assert_problem", "closed_port", "make_settings", "serve", "timed"]
+__all__ = ["ADMIN", "ADMIN_KEY", "HungServer", "TricklingServer", "assert_problem", "closed_port", "make_settings", "serve",
+           "timed"]

@@ -122,6 +122,27 @@ def test_alpha_vantage_throttle_is_502_and_key_never_leaks(tmp_path):
     assert AV_KEY not in output
 
 
+def test_alpha_vantage_trickling_its_answer_is_cut_at_its_timeout(tmp_path):
+    """A slowloris peer (a byte every 50 ms: never silent as long as the 0.5 s timeout, which httpx applies per
+    read) held the request, and the worker thread under it, for as long as it liked. The timeout bounds the whole
+    request: 502 naming the provider, and the server did not get to send its whole answer."""
+    from shared.cache import CacheBackend
+    from shared.market.providers.alpha_vantage import AlphaVantageProvider
+    from tests.integration.faults.fault_support import TricklingServer
+
+    body = json.dumps({"Global Quote": {"01. symbol": "IBM", "05. price": "221.82", "07. latest trading day": "2025-01-08"}})
+    settings = make_settings(tmp_path, market={"providers": {k: ["alpha_vantage"] for k in KINDS},
+                                               "alpha_vantage": {"api_key": AV_KEY}})
+    cache = CacheBackend.from_config(settings)
+    with TricklingServer(body.encode(), every_s=0.05) as server:
+        provider = AlphaVantageProvider(api_key=AV_KEY, cache=cache, base_url=f"http://127.0.0.1:{server.port}/query",
+                                        timeout_s=0.5)
+        with serve(settings, cache=cache, market_providers={"alpha_vantage": provider}) as client:
+            body_ = assert_problem(client.get("/api/v1/market/IBM/quote", headers=ADMIN), 502, "market-data-unavailable")
+            assert body_["provider"] == "alpha_vantage" and "timed out" in body_["attempted"][0]["error"], body_
+        assert server.sent < len(body)
+
+
 class _Capture:
     def __init__(self) -> None:
         import io
