@@ -258,8 +258,9 @@ class YahooProvider:
 
     One ``YahooSession`` for the provider's lifetime, passed to every ``Ticker``, ``download`` and ``Search``
     (a ``download`` without one would replace yfinance's process-wide session and drop its cookies). yfinance's
-    shared state is not re-entrant, so at most ``max_concurrency`` calls run at once. Every HTTP request is
-    bounded by ``timeout_s`` and every call by ``deadline_s``.
+    shared state is not re-entrant, so at most ``max_concurrency`` calls run at once; a call waits at most
+    ``deadline_s`` for its turn (then it is unavailable, unasked). Every HTTP request is bounded by ``timeout_s``
+    and every call by ``deadline_s``.
     """
 
     name = NAME
@@ -295,9 +296,20 @@ class YahooProvider:
             return self._yf, self._session
 
     @contextmanager
+    def _slot(self) -> Iterator[None]:
+        """One of the `max_concurrency` call slots. Waiting for one behind calls hung on Yahoo holds a worker thread
+        of the shared pool (every API request runs there): the wait is bounded by the call's deadline too."""
+        if not self._sem.acquire(timeout=self._deadline):
+            raise MarketDataUnavailable(f"Yahoo Finance is busy: no call slot within {self._deadline:g} s", provider=NAME)
+        try:
+            yield
+        finally:
+            self._sem.release()
+
+    @contextmanager
     def _call(self, symbol: str | None) -> Iterator[tuple[Any, "YahooSession", "Observation"]]:
         yf, session = self._sdk()
-        with self._sem, session.observe() as obs:
+        with self._slot(), session.observe() as obs:
             try:
                 yield yf, session, obs
             except ApiError:

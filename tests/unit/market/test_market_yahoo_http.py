@@ -204,6 +204,31 @@ def test_a_call_stops_at_its_deadline():
     assert not fake.data_requests()  # refused locally: nothing went out past the deadline
 
 
+def test_a_call_waiting_for_a_slot_behind_a_hung_yahoo_gives_up_at_its_deadline():
+    """Calls beyond `max_concurrency` wait for a slot. Behind calls hung on Yahoo they waited without bound, each
+    holding a worker thread of the shared pool (every API request runs there): a Yahoo hang could starve the app.
+    The wait counts against the call's deadline; a call that gets no slot in time fails as unavailable, unasked."""
+    import threading
+
+    fake = FakeYahoo().healthy()
+    fake.tz("AAPL", "America/New_York")
+    fake.tz("MSFT", "America/New_York")
+    release = threading.Event()
+    fake.on(r"/v8/finance/chart/AAPL$", lambda *_: (release.wait(30), timeout())[1])  # hung until released
+    p = YahooProvider(session=fake.session(), max_concurrency=1, deadline_s=0.3)
+    hung = threading.Thread(target=lambda: pytest.raises(MarketDataUnavailable, p.get_quote, "AAPL"))
+    hung.start()
+    while not fake.data_requests():  # the first call holds the only slot
+        threading.Event().wait(0.01)
+    try:
+        with pytest.raises(MarketDataUnavailable, match="busy"):
+            p.get_quote("MSFT")
+        assert not [r for r in fake.data_requests() if "MSFT" in r["url"]]  # refused locally: nothing went out
+    finally:
+        release.set()
+        hung.join(5)
+
+
 # -- the same faults through the DataManager: fallback taken, breaker state, what is cached -----------------------
 def _manager(fake):
     from datetime import datetime, timezone
