@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from shared.errors import ApiError, MarketDataUnavailable, UpstreamMisconfigured
+from shared.errors import ApiError, MarketDataUnavailable, NotFound, UpstreamMisconfigured
 from shared.resilience import (
     OPEN,
     BreakerBoard,
@@ -99,16 +99,19 @@ class ProviderChain:
         out: dict[str, T | ApiError] = {}
         asked: dict[str, Mapping[str, T | ApiError] | Exception] = {}
 
+        def ask(name: str, provider: Any) -> None:
+            open_ = [s for s in subjects if s not in out and not _answered(asked.values(), s)]
+            try:
+                asked[name] = batch(self._invoked(provider), open_)
+            except Exception as exc:  # noqa: BLE001 - settled per subject below, like any provider failure
+                asked[name] = exc
+
         def via(link: Link, subject: str) -> T:
             name, provider = link
             if not callable(getattr(provider, batch_method, None)):
                 return one(self._invoked(provider), subject)
             if name not in asked:
-                open_ = [s for s in subjects if s not in out and not _answered(asked.values(), s)]
-                try:
-                    asked[name] = batch(self._invoked(provider), open_)
-                except Exception as exc:  # noqa: BLE001 - settled per subject below, like any provider failure
-                    asked[name] = exc
+                ask(name, provider)
             got = asked[name]
             if isinstance(got, Exception):
                 raise got
@@ -119,10 +122,19 @@ class ProviderChain:
                 raise item
             return item
 
+        # The first provider batches: ask it before settling anyone, so the subjects it answers are settled (and
+        # reach its breaker) before those it failed, whichever comes first in the request. Its breaker is only
+        # consulted here (the slot given back): each subject's settlement records the verdict.
+        order = self._order[kind]
+        first = self.provider(order[0]) if order else None
+        if first is not None and callable(getattr(first, batch_method, None)) and self.breakers[order[0]].allow():
+            self.breakers[order[0]].release()
+            ask(order[0], first)
         pending = list(subjects)
         while pending:
-            # Settle what a batch already answered first: its successes reach the breaker before its failures,
-            # so a few unpriced symbols cannot open it while good answers are still in hand.
+            # Settle what a batch already answered first (a value, or NotFound: a healthy answer too): they reach
+            # the breaker before its failures, so a few unpriced or throttled symbols cannot open it while good
+            # answers are still in hand.
             pending.sort(key=lambda s: not _answered(asked.values(), s))
             subject = pending.pop(0)
             try:
@@ -204,7 +216,9 @@ class ProviderChain:
 
 
 def _answered(batches: Any, subject: str) -> bool:
-    return any(isinstance(b, Mapping) and b.get(subject) is not None and not isinstance(b.get(subject), ApiError)
+    """Whether a batch call answered `subject`: a value, or the upstream's positive "does not exist"."""
+    return any(isinstance(b, Mapping) and b.get(subject) is not None
+               and (not isinstance(b.get(subject), ApiError) or isinstance(b.get(subject), NotFound))
                for b in batches)
 
 

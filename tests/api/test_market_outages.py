@@ -298,3 +298,20 @@ def test_rate_limited_primary_and_misconfigured_fallback_answer_as_rate_limited(
             body = assert_problem(client.get("/api/v1/market/AAPL/quote", headers=ADMIN), 502, "upstream-rate-limited")
             assert body["provider"] == "yahoo" and body["outcome"] == "rate_limited" and 0 < body["retry_after"] <= 60, body
             assert [a["outcome"] for a in body["attempted"]][1] == "misconfigured"
+
+
+def test_a_batch_answer_in_hand_is_used_after_another_symbol_opened_the_breaker(tmp_path, yahoo):
+    """One batch call: Yahoo throttles NVDA, the first symbol asked (its breaker opens at once), says TSLA does not
+    exist and prices AAPL. Those answers are in hand: TSLA is a 404 and AAPL priced, not both "rate limited"
+    because NVDA was settled first."""
+    yahoo.tz("NVDA", "America/New_York")
+    yahoo.tz("TSLA", "America/New_York")
+    yahoo.on(r"/v8/finance/chart/NVDA$", TOO_MANY_REQUESTS)
+    settings = settings_for(tmp_path, "yahoo")
+    with serve(settings, **providers(settings, yahoo)) as client:
+        r = client.get("/api/v1/market/quotes?symbols=NVDA,TSLA,AAPL", headers=ADMIN)
+        assert r.status_code == 200, r.text
+        nvda, tsla, aapl = r.json()["items"]
+        assert nvda["status"] == 502 and nvda["type"] == "/problems/upstream-rate-limited", nvda
+        assert tsla["status"] == 404, tsla
+        assert aapl["provenance"]["source"] == "yahoo"
