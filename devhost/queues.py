@@ -256,6 +256,7 @@ class QueueHost:
     async def _listen(self, qf: QueueFunction) -> None:
         running: set[asyncio.Task[None]] = set()
         delay = MIN_POLL_S
+        failing = False
         while True:
             fetched = 0
             if len(running) <= self.options.new_batch_threshold:
@@ -264,8 +265,14 @@ class QueueHost:
                         self.backend.receive, qf.queue, max_messages=self.options.batch_size,
                         visibility_timeout_s=int(self.options.function_timeout_s))
                 except Exception as exc:  # the queue service is down: keep polling, as the host does
-                    log.warning("polling %s failed: %s", qf.queue, exc)
-                    messages = []
+                    # Said once per outage (polls go on every few seconds), and again when it answers.
+                    log.log(logging.DEBUG if failing else logging.WARNING, "polling %s failed: %s; polling on",
+                            qf.queue, exc)
+                    failing, messages = True, []
+                else:
+                    if failing:
+                        log.info("polling %s works again", qf.queue)
+                    failing = False
                 for message in messages:
                     task = asyncio.create_task(self._process(qf, message))
                     for group in (running, self._in_flight):
@@ -314,8 +321,13 @@ class QueueHost:
         target = poison_queue(qf.queue)
         log.warning("Message %s has reached MaxDequeueCount of %d. Moving message to queue '%s'.", message.id,
                     self.options.max_dequeue_count, target)
-        await asyncio.to_thread(self.backend.create_queue, target)
-        await asyncio.to_thread(self.backend.send, target, message.text)
+        try:
+            await asyncio.to_thread(self.backend.create_queue, target)
+            await asyncio.to_thread(self.backend.send, target, message.text)
+        except Exception as exc:  # the queue service is down: the message comes back, and is moved then
+            log.warning("message %s could not be moved to %s (%s); it comes back after its visibility timeout",
+                        message.id, target, exc)
+            return
         await self._settle(self.backend.delete, qf.queue, message)
 
     async def _settle(self, op: Callable[..., Any], queue: str, message: QueuedMessage, **kw: Any) -> None:
@@ -323,6 +335,9 @@ class QueueHost:
             await asyncio.to_thread(op, queue, message.id, message.pop_receipt, **kw)
         except MessageLost:  # its visibility ran out mid-run: another consumer has it now
             log.warning("message %s on %s was no longer held when settled; it may run again", message.id, queue)
+        except Exception as exc:  # the queue service is down: the message comes back after its visibility timeout
+            log.warning("message %s on %s could not be settled (%s); it comes back after its visibility timeout "
+                        "(at least once)", message.id, queue, exc)
 
     def describe(self) -> list[str]:
         o = self.options

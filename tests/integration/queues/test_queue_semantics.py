@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from devhost.queues import QueueFunction, QueueHost
-from shared.errors import MarketDataUnavailable
+from shared.errors import MarketDataUnavailable, QueueUnavailable
 from shared.logging import bound_request_id
 from shared.queues import Envelope, MessageLost, QueueBackend, QueueHostOptions, QueueMissing, QueueProducer, poison_queue
 from shared.queues.envelope import decode_text
@@ -332,3 +332,56 @@ async def test_a_message_the_trigger_cannot_decode_ends_in_the_poison_queue(back
     host, qf = host_for(backend, queue_name, ran.append)
     await drain(host, qf)
     assert ran == [] and poison_count(backend, queue_name) == 1
+
+
+class QueueServiceDown:
+    """`backend` while the queue service is down for some operations (Azurite killed mid-run): those raise
+    QueueUnavailable as AzureStorageQueues does; `down` names them."""
+
+    def __init__(self, backend: QueueBackend, *down: str) -> None:
+        self._backend = backend
+        self.down = set(down)
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        op = getattr(self._backend, name)
+
+        def call(*args: Any, **kw: Any) -> Any:
+            self.calls[name] += 1
+            if name in self.down:
+                raise QueueUnavailable("Queue service unavailable (ServiceRequestError)")
+            return op(*args, **kw)
+
+        return call
+
+
+async def test_the_queue_service_going_down_mid_run_is_logged_once_and_never_crashes_a_message(
+        backend, queue_name, caplog):
+    """The function ran but its message cannot be deleted, or moved to the poison queue: the host says so and goes
+    on (the message comes back after its visibility timeout: at least once); a listener whose polls fail says so
+    once, not on every poll, and says when the service answers again."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="devhost.queues")
+    QueueProducer(backend, encoding="base64").enqueue(queue_name, {"n": 1})
+    flaky = QueueServiceDown(backend, "delete")
+    ran: list[Any] = []
+    host, qf = host_for(flaky, queue_name, ran.append)  # type: ignore[arg-type]
+    assert await host.poll_once(qf) == 1 and len(ran) == 1  # ran; its delete failed without raising here
+    assert any("could not be settled" in r.getMessage() for r in caplog.records)
+
+    flaky.down = {"receive"}
+    host = QueueHost(flaky, [qf], QueueHostOptions(**{**vars(OPTIONS), "max_polling_interval_s": 0.1}))  # type: ignore[arg-type]
+    await host.start()
+    try:
+        while flaky.calls["receive"] < 5:
+            await asyncio.sleep(0.05)
+        flaky.down = set()
+        polled = flaky.calls["receive"]
+        while flaky.calls["receive"] < polled + 2:
+            await asyncio.sleep(0.05)
+    finally:
+        await host.stop()
+    failures = [r for r in caplog.records if r.getMessage().startswith(f"polling {queue_name} failed")]
+    assert len(failures) == 1 and failures[0].levelname == "WARNING", [r.getMessage() for r in failures]
+    assert any(r.getMessage() == f"polling {queue_name} works again" for r in caplog.records)
